@@ -1,0 +1,131 @@
+"""Start a reference target in its own process on a free loopback port, and always stop it.
+
+Why a process: the seed blocks in ``time.sleep`` inside web.py's worker threads, and a target
+must not share the suite's interpreter (its GIL, its signal handlers, its crash). Teardown has
+three layers so that no server outlives the run: ``stop()`` from the caller's ``finally``, an
+``atexit`` hook for whatever is still registered, and ``PR_SET_PDEATHSIG`` so the kernel sends
+SIGTERM to the server if the suite itself is killed outright.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from targets.timescale import ENV as TIME_SCALE_ENV
+
+STDERR_KEEP = 64 * 1024  # bytes of a server's stderr kept for the report
+_running: set["Running"] = set()
+
+
+class LaunchError(RuntimeError):
+    """The target could not be started; the message says why (with its stderr)."""
+
+
+@dataclass(eq=False)
+class Running:
+    name: str
+    host: str
+    port: int
+    process: subprocess.Popen
+    stderr_path: Path
+    _tmpdir: tempfile.TemporaryDirectory = field(repr=False)
+    _final_stderr: str | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stderr(self) -> str:
+        """The server's stderr so far (the last STDERR_KEEP bytes)."""
+        if self._final_stderr is not None:
+            return self._final_stderr
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - STDERR_KEEP))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate the server's whole process group, then reap it."""
+        _running.discard(self)
+        if self.process.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+                try:
+                    os.killpg(self.process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.process.wait()
+        if self._final_stderr is None:
+            self._final_stderr = self.stderr()
+            self._tmpdir.cleanup()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: float = 20.0,
+          host: str = "127.0.0.1") -> Running:
+    """Start ``argv`` and wait until it accepts connections. In ``argv``, ``{address}`` becomes
+    HOST:PORT, ``{python}`` this interpreter and ``{targets}`` this folder. Retries on a port
+    taken between probe and bind."""
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port(host)
+        tmp = tempfile.TemporaryDirectory(prefix=f"conformance-{name}-")
+        stderr_path = Path(tmp.name) / "stderr.log"
+        env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"})
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [a.replace("{address}", f"{host}:{port}").replace("{python}", sys.executable)
+               .replace("{targets}", str(Path(__file__).resolve().parent)) for a in argv]
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                    cwd=tmp.name, start_new_session=True, preexec_fn=_die_with_parent)
+        running = Running(name, host, port, proc, stderr_path, tmp)
+        _running.add(running)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+                return running
+            except OSError:
+                time.sleep(0.05)  # polling for the listener; nothing to wait on instead
+        last_error = running.stderr()[-2000:]
+        running.stop()
+        if "Address already in use" not in last_error:
+            break
+    raise LaunchError(f"target {name} did not start: {last_error.strip() or 'no output'}")
+
+
+@atexit.register
+def stop_all() -> None:
+    for running in list(_running):
+        running.stop()

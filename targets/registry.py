@@ -1,0 +1,33 @@
+"""The built-in targets by name (the names are part of the contract, see DESIGN.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from targets.controls import MODES
+
+# The main job runs at the seed's own timing (1 s per item), so its countdown is short enough to
+# finish in well under a minute: /5 takes 6 s per request.
+DEFAULT_COUNT = 5
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    argv: tuple[str, ...]
+    description: str
+    path: str = f"/{DEFAULT_COUNT}"
+    profile: str = "countdown"
+    interval: float = 1.0  # the producer's interval at time scale 1
+
+
+BUILTINS: dict[str, Builtin] = {
+    "webpy-seed": Builtin("webpy-seed", ("{python}", "{targets}/webpy_seed.py", "{address}"),
+                          "the cookbook's seed verbatim on web.py's own server (cheroot)"),
+    "webpy": Builtin("webpy", ("{python}", "{targets}/webpy_app.py", "{address}"),
+                     "the seed corrected, on web.py's own server (cheroot)"),
+}
+for _mode, _what in MODES.items():
+    BUILTINS[f"control-{_mode}"] = Builtin(
+        f"control-{_mode}", ("{python}", "-m", "targets.controls", _mode, "{address}"), f"control: {_what}")
+
+DEFAULT_TARGETS = ("webpy-seed", "webpy")
