@@ -1,0 +1,96 @@
+"""Delivery — does the body arrive as the producer writes it?
+
+Judged against the producer's schedule (the countdown's, or ``--expect-bursts`` and
+``--interval`` for other bodies) with the margins in ``conformance.timing.Margins``. These are
+the suite's own requirements; RFC 9112 §7.1 is what makes them possible: chunked framing lets a
+sender transfer content of unknown length "as a series of chunks", so nothing obliges a server
+or proxy to hold it.
+"""
+from conformance.catalogue import INFO, MUST, SHOULD, check, failed, noted, passed, skipped
+from conformance.timing import median
+
+
+def ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def notes(d) -> str:
+    return ("; " + "; ".join(d.notes)) if d.notes else ""
+
+
+@check("delivery.first-byte", MUST, "suite rule (RFC 9112 §7.1)",
+       "The first body bytes arrive about when the producer first writes them, not when it "
+       "finishes: within one round trip plus two producer intervals (at least 0.2 s, at most half "
+       "the producer's schedule).")
+def test_first_byte(rec, target):
+    """The first body bytes are not held until the producer finishes."""
+    d = target.delivery(rec)
+    if d.first_body_t is None:
+        return failed(f"no body bytes arrived ({rec.end})", "body bytes from the producer's first write")
+    allowance = d.margins.first_byte_allowance(d.span)
+    late = d.first_body_t - d.rtt
+    observed = (f"first body byte {ms(d.first_body_t)} after the request (head at {ms(d.head_t)}, round trip "
+                f"{ms(d.rtt)}); the producer writes first at 0 s and last at {d.span:g} s{notes(d)}")
+    expected = f"within {ms(allowance)} after one round trip"
+    metrics = dict(first_byte_s=round(d.first_body_t, 4), rtt_s=round(d.rtt, 4), allowance_s=round(allowance, 4))
+    return (passed if late <= allowance else failed)(observed, expected, **metrics)
+
+
+@check("delivery.progressive", MUST, "suite rule (RFC 9112 §7.1)",
+       "The body arrives in as many separate bursts as the producer has separate writes in time: "
+       "no burst may carry more of the producer's writes than scheduling jitter and the round trip "
+       "can merge.")
+def test_progressive(rec, target):
+    """The body arrives in separate bursts, not all at once or in a few big ones."""
+    d = target.delivery(rec)
+    if not d.bursts:
+        return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
+    gap = d.margins.burst_gap
+    if d.group_times:
+        carrying = [b for b in d.bursts if b.groups]
+        largest = max(carrying, key=lambda b: len(b.groups))
+        allowed = d.margins.groups_per_burst(d.expected_groups)
+        observed = (f"the countdown's {d.expected_groups} timed writes arrived in {len(carrying)} bursts "
+                    f"(a burst = arrivals less than {ms(gap)} apart); the largest burst, at {largest.start:.3f} s, "
+                    f"carried {len(largest.groups)} of them{notes(d)}")
+        expected = f"no burst carries more than {allowed} of the {d.expected_groups} timed writes"
+        metrics = dict(bursts=len(carrying), expected_bursts=d.expected_groups,
+                       largest_burst_writes=len(largest.groups), allowed_per_burst=allowed)
+        ok = len(largest.groups) <= allowed and len(carrying) >= min(2, d.expected_groups)
+        return (passed if ok else failed)(observed, expected, **metrics)
+    need = d.expected_groups
+    observed = f"the body arrived in {len(d.bursts)} bursts (arrivals less than {ms(gap)} apart){notes(d)}"
+    metrics = dict(bursts=len(d.bursts), expected_bursts=need)
+    return (passed if len(d.bursts) >= need else failed)(observed, f"at least {need} bursts", **metrics)
+
+
+@check("delivery.cadence", SHOULD, "suite rule",
+       "Gaps between bursts follow the producer's interval, with no long stall.")
+def test_cadence(rec, target):
+    """Arrivals keep the producer's rhythm: median gap near the interval, no stall."""
+    d = target.delivery(rec)
+    gaps = d.gaps()
+    if not gaps:
+        return failed("fewer than two arrivals: nothing arrived in rhythm", f"gaps of about {ms(d.interval)}")
+    limit = d.margins.stall_limit()
+    mid, worst = median(gaps), max(gaps)
+    observed = f"median gap {ms(mid)}, longest {ms(worst)} over {len(gaps)} gaps{notes(d)}"
+    expected = f"median gap between {ms(0.5 * d.interval)} and {ms(2 * d.interval)}, none over {ms(limit)}"
+    metrics = dict(median_gap_s=round(mid, 4), max_gap_s=round(worst, 4), stall_limit_s=round(limit, 4))
+    ok = 0.5 * d.interval <= mid <= 2 * d.interval and worst <= limit
+    return (passed if ok else failed)(observed, expected, **metrics)
+
+
+@check("delivery.chunk-per-write", INFO, "RFC 9112 §7.1",
+       "The chunked transfer coding wraps content in order to transfer it as a series of chunks, "
+       "each with its own size indicator.")
+def test_chunk_per_write(rec, target):
+    """How the producer's writes map to chunks and reads."""
+    chunks = sum(p.chunk_start for p in rec.pieces)
+    reads = len(rec.reads)
+    count = target.countdown_length if target.profile == "countdown" else None
+    writes = f"the producer's {count + 4} writes" if count is not None else "the body"
+    if rec.framing != "chunked":
+        return noted(f"{writes} arrived in {reads} reads, not chunked ({rec.framing} framing)", reads=reads)
+    return noted(f"{writes} arrived as {chunks} chunks in {reads} reads", chunks=chunks, reads=reads,
+                 **({"writes": count + 4} if count is not None else {}))

@@ -1,0 +1,107 @@
+"""RFC 9112 — HTTP/1.1 message framing.
+
+Each check reads one recording of the target and says whether its framing holds: what a strict
+recipient (h11) makes of it, how the transfer codings are stacked, whether the body ends where
+its framing says.
+"""
+from conformance.catalogue import MUST, check, failed, passed, skipped
+
+
+def te_lines(rec) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in rec.headers if k.lower() == "transfer-encoding")
+
+
+@check("framing.strict-parse", MUST, "RFC 9110 §2.2, RFC 9112",
+       "A sender MUST NOT generate protocol elements that do not match the grammar defined by the "
+       "corresponding ABNF rules.")
+def test_strict_parse(rec, target):
+    """A strict HTTP/1.1 parser (h11) reads the whole response."""
+    if rec.strict_error:
+        return failed(f"h11 rejected the response: {rec.strict_error}", "h11 reads the response to its end")
+    if rec.end not in ("complete", "closed"):
+        return failed(f"h11 was still inside the message when the recording stopped ({rec.end}) "
+                      f"after {rec.body_bytes} body bytes", "h11 reads the response to its end")
+    return passed(f"h11 read the whole response: {rec.framing} framing, {rec.body_bytes} body bytes")
+
+
+@check("framing.chunked-once", MUST, "RFC 9112 §6.1",
+       "A sender MUST NOT apply the chunked transfer coding more than once to a message body (i.e., "
+       "chunking an already chunked message is not allowed). [...] If any transfer coding other than "
+       "chunked is applied to a response's content, the sender MUST either apply chunked as the final "
+       "transfer coding or terminate the message by closing the connection.")
+def test_chunked_once(rec, target):
+    """Chunked is applied at most once and, when used, as the final transfer coding."""
+    codings = rec.header_list("transfer-encoding")
+    if not codings:
+        return skipped("the response has no Transfer-Encoding")
+    expected = "chunked at most once, and last unless the server closes the connection"
+    if codings.count("chunked") > 1:
+        return failed(f"chunked is listed {codings.count('chunked')} times ({te_lines(rec)})", expected)
+    if codings[-1] != "chunked" and rec.end != "closed":
+        return failed(f"the final coding is {codings[-1]!r}, not chunked ({te_lines(rec)}), and the message "
+                      f"was not ended by closing the connection ({rec.end})", expected)
+    return passed(f"{te_lines(rec)}" + ("" if codings[-1] == "chunked" else "; ended by the server's close"))
+
+
+@check("framing.no-te-with-cl", MUST, "RFC 9112 §6.2",
+       "A sender MUST NOT send a Content-Length header field in any message that contains a "
+       "Transfer-Encoding header field.")
+def test_no_te_with_cl(rec, target):
+    """No Content-Length beside Transfer-Encoding."""
+    if not rec.header_values("transfer-encoding"):
+        return skipped("the response has no Transfer-Encoding")
+    lengths = rec.header_values("content-length")
+    if lengths:
+        return failed(f"{te_lines(rec)} together with Content-Length: {', '.join(lengths)}",
+                      "no Content-Length with Transfer-Encoding")
+    return passed(f"{te_lines(rec)} and no Content-Length")
+
+
+@check("framing.http10-no-te", MUST, "RFC 9112 §6.1",
+       "A server MUST NOT send a response containing Transfer-Encoding unless the corresponding "
+       "request indicates HTTP/1.1 (or later minor revisions).", scenario="get-http10")
+def test_http10_no_te(rec, target):
+    """An HTTP/1.0 request gets no Transfer-Encoding back."""
+    if rec.header_values("transfer-encoding"):
+        return failed(f"the response to an HTTP/1.0 request carries {te_lines(rec)}",
+                      "no Transfer-Encoding (Content-Length, or the body ended by closing the connection)")
+    return passed(f"no Transfer-Encoding; the body is framed by {rec.framing}")
+
+
+@check("framing.chunk-syntax", MUST, "RFC 9112 §7.1",
+       "chunked-body = *chunk last-chunk trailer-section CRLF; chunk = chunk-size [ chunk-ext ] CRLF "
+       "chunk-data CRLF; chunk-size = 1*HEXDIG; last-chunk = 1*(\"0\") [ chunk-ext ] CRLF")
+def test_chunk_syntax(rec, target):
+    """Chunk-size lines, CRLFs, the last-chunk and the trailer section follow the grammar."""
+    if rec.framing != "chunked":
+        return skipped(f"the body is not chunked ({rec.framing} framing)")
+    chunks = sum(p.chunk_start for p in rec.pieces)
+    notes = [n for n in rec.framing_notes if "chunk" in n or "trailer" in n or "CRLF" in n]
+    expected = "every chunk framed as §7.1 says, ending with the last-chunk and an empty line"
+    if notes:
+        return failed("; ".join(notes), expected)
+    if rec.end != "complete":
+        return failed(f"the last-chunk never arrived ({rec.end} after {chunks} chunks)", expected)
+    how = "h11 decoded" if rec.parser == "h11" else "the tolerant reader decoded (h11 had stopped earlier)"
+    return passed(f"{how} {chunks} chunks and the last-chunk" + (f", trailers {rec.trailers}" if rec.trailers else ""))
+
+
+@check("framing.complete", MUST, "RFC 9112 §8",
+       "A message body that uses the chunked transfer coding is incomplete if the zero-sized chunk "
+       "that terminates the encoding has not been received. A message that uses a valid "
+       "Content-Length is incomplete if the size of the message body received (in octets) is less "
+       "than the value given by Content-Length.")
+def test_complete(rec, target):
+    """The body ends where its framing says, not cut short by a close or left hanging."""
+    expected = {"chunked": "the last-chunk", "content-length": "Content-Length bytes",
+                "close": "the server's close", "none": "the end of the head"}.get(rec.framing, "its end")
+    if rec.end == "complete":
+        return passed(f"complete: {rec.body_bytes} body bytes, ended by {expected}")
+    if rec.end == "closed":
+        if rec.framing == "close":
+            return passed(f"{rec.body_bytes} body bytes, delimited by the server closing the connection")
+        return failed(f"the connection closed after {rec.body_bytes} body bytes, before {expected}", expected)
+    what = {"cut-short": "the connection closed", "reset": "the connection was reset",
+            "timeout": "nothing more arrived within the read timeout",
+            "deadline": "the recording's deadline passed"}.get(rec.end, rec.end)
+    return failed(f"{what} after {rec.body_bytes} body bytes, before {expected}", f"the body ends with {expected}")

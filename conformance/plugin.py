@@ -1,0 +1,168 @@
+"""The pytest plugin: options, one test per (check, target), results and exit codes.
+
+It does nothing unless catalogue checks are collected, so having it installed does not touch
+other pytest runs. Targets are started lazily by the first check that runs, and always stopped
+in ``pytest_sessionfinish`` (which pytest calls on Ctrl-C too), then ``results.json`` is
+written, failed runs included.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+from conformance.recorder import BadURL, parse_url
+from conformance.run import EXIT_INTERRUPTED, Options, Run
+from conformance.target import PROFILES, Target
+from conformance.timing import countdown_count
+from targets.registry import BUILTINS, DEFAULT_TARGETS
+
+RUN_KEY = pytest.StashKey[Run]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("conformance", "HTTP streaming conformance")
+    g.addoption("--target-url", action="append", default=[], metavar="URL", help="a target to check (repeatable); http or https")
+    g.addoption("--target", action="append", default=[], metavar="NAME",
+                help=f"a built-in target (repeatable); default: {' '.join(DEFAULT_TARGETS)}")
+    g.addoption("--targets-file", metavar="PATH", help="a TOML file listing targets (see DESIGN.md)")
+    g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: countdown for /N URLs, else bytes)")
+    g.addoption("--interval", type=float, metavar="SECONDS", help="the producer's expected time between writes (default 1.0)")
+    g.addoption("--count", type=int, metavar="N", help="countdown length when the URL's /N does not say (built-in targets: the N they serve)")
+    g.addoption("--expect-bursts", type=int, metavar="N", help="minimum separate arrivals expected (bytes profile)")
+    g.addoption("--time-scale", type=float, default=1.0, metavar="F", help="multiplies every sleep of the built-in targets (1.0 = the seed's timing)")
+    g.addoption("--report-dir", default="reports/latest", metavar="DIR", help="where results.json and recordings go")
+    # --strict (SHOULD-level findings fail the run) is pytest's own flag; the suite reads it too.
+    g.addoption("--insecure", action="store_true", help="do not verify TLS certificates")
+    g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable); values are redacted in reports")
+    # --timeout (idle timeout per read) is pytest-timeout's option, shared: for check tests it is
+    # the read timeout, and each check test gets its own guard as a marker (markers win there).
+    g.addoption("--check", action="append", default=[], metavar="ID", help="run only these checks (repeatable; a prefix like framing. selects a group)")
+    g.addoption("--skip-check", action="append", default=[], metavar="ID", help="leave out these checks (repeatable)")
+
+
+def _positive(name: str, value, allow_zero: bool = False):
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise pytest.UsageError(f"{name} must be a positive number, not {value}")
+    return value
+
+
+def _headers(values: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for h in values:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip() or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
+            raise pytest.UsageError(f"--header {h!r}: expected 'Name: value'")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def targets_from_options(config: pytest.Config) -> list[Target]:
+    opt = config.option
+    interval = _positive("--interval", opt.interval)
+    _positive("--time-scale", opt.time_scale)
+    _positive("--timeout", opt.timeout)
+    for name, v in (("--count", opt.count), ("--expect-bursts", opt.expect_bursts)):
+        if v is not None and v < 1:
+            raise pytest.UsageError(f"{name} must be at least 1, not {v}")
+    headers = _headers(opt.header)
+    out: list[Target] = []
+    for url in opt.target_url:
+        try:
+            ep = parse_url(url)
+        except BadURL as e:
+            raise pytest.UsageError(f"--target-url {e}") from None
+        profile = opt.profile or ("countdown" if countdown_count(ep.target) or opt.count else "bytes")
+        out.append(Target(url, url, profile, interval or 1.0, opt.count, opt.expect_bursts, headers, opt.insecure))
+    if opt.targets_file:
+        from conformance.targets_file import load
+        out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers))
+    names = list(opt.target)
+    if not names and not out:
+        names = list(DEFAULT_TARGETS)
+    for name in names:
+        if name not in BUILTINS:
+            raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
+        b = BUILTINS[name]
+        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers, builtin=name))
+    ids = [t.id for t in out]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise pytest.UsageError(f"target named twice: {', '.join(sorted(dupes))}")
+    return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    catalogue.load_all()
+    bad = catalogue.unknown(config.option.check + config.option.skip_check)
+    if bad:
+        raise pytest.UsageError(f"unknown check ID {', '.join(bad)}; known: {', '.join(catalogue.CHECKS)}")
+    options = Options(time_scale=config.option.time_scale, timeout=config.option.timeout,
+                      strict=config.option.strict, report_dir=Path(config.option.report_dir),
+                      secret_headers=tuple(n for n, _ in _headers(config.option.header)))
+    config.stash[RUN_KEY] = Run(targets_from_options(config), options)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "conformance_target" in metafunc.fixturenames:
+        run = metafunc.config.stash[RUN_KEY]
+        metafunc.parametrize("conformance_target", run.targets, ids=[t.id for t in run.targets])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = config.stash[RUN_KEY]
+    chosen = set(catalogue.select(config.option.check, config.option.skip_check))
+    keep, drop = [], []
+    for item in items:
+        check = getattr(getattr(item, "function", None), "check", None)
+        if check is None:
+            keep.append(item)
+        elif check.id in chosen:
+            keep.append(item)
+            trun = item.callspec.params["conformance_target"]
+            item.add_marker(pytest.mark.timeout(trun.guard_timeout()))
+            if check.scenario not in trun.scenarios:
+                trun.scenarios.append(check.scenario)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None or not run.started:
+        return
+    run.stop()
+    path = run.write_results()
+    session.config._conformance_results = path
+    if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
+        session.exitstatus = run.exit_code()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.started:
+        return
+    tr = terminalreporter
+    tr.section("HTTP streaming conformance")
+    for t in run.targets:
+        mine = [r for r in run.results if r["target"] == t.id]
+        counts = {v: sum(r["verdict"] == v for r in mine) for v in catalogue.VERDICTS}
+        text = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
+        tr.write_line(f"{t.id:<28} {text}   {t.target.url or ''}")
+        if t.launch_error:
+            tr.write_line(f"  could not start: {t.launch_error.splitlines()[-1]}")
+    problems = [r for r in run.results if r["verdict"] in ("fail", "error", "warn")]
+    if problems:
+        tr.write_line("")
+    for r in problems:
+        tr.write_line(catalogue.describe(r), red=r["verdict"] in ("fail", "error"), yellow=r["verdict"] == "warn")
+    path = getattr(config, "_conformance_results", None)
+    if path:
+        tr.write_line(f"\nresults: {path}   exit code: {run.exit_code()}")

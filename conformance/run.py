@@ -1,0 +1,212 @@
+"""One run of the suite, independent of pytest: targets, their recordings, and the results.
+
+Recordings against one target are made one at a time (a single worker per target), so the
+suite's own parallelism never changes what a server sees; different targets are recorded side
+by side, so a run takes about as long as its slowest target. Built-in targets are started from
+the calling (main) thread: the kernel's parent-death signal follows the thread that forked.
+"""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from conformance import SUITE_NAME, __version__
+from conformance.catalogue import Check, Finding
+from conformance.recorder import record
+from conformance.recording import Recording
+from conformance.scenarios import ORDER, SCENARIOS
+from conformance.target import Target
+from targets import launcher
+from targets.registry import BUILTINS
+
+# Exit codes (README, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
+
+
+@dataclass
+class Options:
+    time_scale: float = 1.0
+    timeout: float | None = None      # idle timeout per read; None: from the producer's schedule
+    strict: bool = False
+    report_dir: Path = Path("reports/latest")
+    secret_headers: tuple[str, ...] = ()
+
+
+class TargetRun:
+    """A target during a run: its server (when built in), its recordings and its findings."""
+
+    def __init__(self, target: Target, run: "Run"):
+        self.target, self.run = target, run
+        self.server: launcher.Running | None = None
+        self.launch_error: str | None = None
+        self.scenarios: list[str] = []
+        self._futures: dict[str, Future] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
+
+    @property
+    def id(self) -> str:
+        return self.target.id
+
+    def read_timeout(self) -> float:
+        return self.run.options.timeout or max(10.0, 2 * self.target.expected_span() + 5)
+
+    def recording_deadline(self) -> float:
+        return 4 * self.read_timeout() + 30
+
+    def guard_timeout(self) -> float:
+        """pytest-timeout's last guard for one check test: every recording of this target may run
+        to its deadline before the test gets its own, plus time to start a server."""
+        return len(SCENARIOS) * self.recording_deadline() + 60
+
+    def start(self) -> None:
+        if self.target.builtin:
+            b = BUILTINS[self.target.builtin]
+            try:
+                self.server = launcher.start(b.name, list(b.argv), self.run.options.time_scale)
+            except launcher.LaunchError as e:
+                self.launch_error = str(e)
+                return
+            path = b.path if self.target.count is None else f"/{self.target.count}"
+            self.target.url = self.server.base_url + path
+        for scenario in sorted(self.scenarios, key=ORDER.index):
+            self._futures[scenario] = self._pool.submit(self._record, scenario)
+
+    def _record(self, scenario: str) -> Recording:
+        if self.run.stopping.is_set():
+            return Recording(scenario, self.target.url or "", error="the run was interrupted")
+        t = self.read_timeout()
+        return record(self.target.url, SCENARIOS[scenario], timeout=t, deadline=self.recording_deadline(),
+                      insecure=self.target.insecure, secret_headers=self.run.options.secret_headers)
+
+    def recording(self, scenario: str) -> Recording | None:
+        if self.launch_error:
+            return Recording(scenario, "", error=self.launch_error)
+        future = self._futures.get(scenario)
+        return future.result() if future else None
+
+    def run_check(self, check: Check) -> Finding:
+        """Judge one check and keep its result (the pytest test calls this)."""
+        self.run.ensure_started()
+        rec = self.recording(check.scenario)
+        finding = check.judge(rec, self.target, self.run.options.strict)
+        self.run.add_result(self, check, finding, rec)
+        return finding
+
+    def results_for(self, check: Check) -> dict:
+        return next(r for r in reversed(self.run.results) if r["target"] == self.id and r["check"] == check.id)
+
+    def stop(self) -> None:
+        # Not waiting: a recording still running ends by itself once its server is gone.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.server:
+            self.server.stop()
+
+
+class Run:
+    def __init__(self, targets: list[Target], options: Options):
+        self.options = options
+        self.targets = [TargetRun(t, self) for t in targets]
+        self.results: list[dict] = []
+        self.recordings: dict[tuple[str, str], str] = {}   # (target, scenario) -> file in report dir
+        self.started_at: float | None = None
+        self.started_wall: datetime | None = None
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def by_id(self, target_id: str) -> TargetRun:
+        return next(t for t in self.targets if t.id == target_id)
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
+
+    def ensure_started(self) -> None:
+        if self.started:
+            return
+        self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down.
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        for t in self.targets:
+            t.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for t in self.targets:
+            t.stop()
+
+    def add_result(self, trun: TargetRun, check: Check, finding: Finding, rec: Recording | None) -> None:
+        with self._lock:
+            self.results.append({
+                "target": trun.id, "check": check.id, "level": check.level, "verdict": finding.verdict,
+                "spec": check.spec, "requirement": check.requirement, "title": check.title,
+                "expected": finding.expected, "observed": finding.observed, "metrics": finding.metrics,
+                "recording": self._save_recording(trun, rec),
+            })
+
+    def _save_recording(self, trun: TargetRun, rec: Recording | None) -> str | None:
+        if rec is None or (not rec.url and rec.error):
+            return None
+        key = (trun.id, rec.scenario)
+        if key not in self.recordings:
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trun.id}-{rec.scenario}")[:120] + ".json"
+            path = self.options.report_dir / "recordings" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(rec.to_json())
+            self.recordings[key] = f"recordings/{name}"
+        return self.recordings[key]
+
+    def exit_code(self) -> int:
+        verdicts = {r["verdict"] for r in self.results}
+        if not self.results or verdicts == {"skip"}:
+            return EXIT_NO_CHECKS
+        if "error" in verdicts:
+            return EXIT_UNREACHABLE
+        return EXIT_FAILED if "fail" in verdicts else EXIT_OK
+
+    def results_document(self) -> dict:
+        duration = time.monotonic() - self.started_at if self.started_at else 0.0
+        targets = []
+        for t in self.targets:
+            server = None
+            for scenario in ("get", "head", "get-http10"):
+                fut = t._futures.get(scenario)
+                if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    server = (fut.result().header_values("server") or [None])[0]
+                    if server:
+                        break
+            entry = {"id": t.id, "url": t.target.url, "profile": t.target.profile,
+                     "interval_s": t.target.interval, "server": server}
+            if t.launch_error:
+                entry["error"] = t.launch_error
+            if t.server:
+                entry["server_stderr"] = t.server.stderr()[-4000:]
+            targets.append(entry)
+        return {
+            "schema": 1,
+            "suite": {"name": SUITE_NAME, "version": __version__},
+            "started_at": (self.started_wall or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "duration_s": round(duration, 3),
+            "exit_code": self.exit_code(),
+            "targets": targets,
+            "results": self.results,
+        }
+
+    def write_results(self) -> Path:
+        self.options.report_dir.mkdir(parents=True, exist_ok=True)
+        path = self.options.report_dir / "results.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.results_document(), indent=2))
+        tmp.replace(path)
+        return path
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,43 @@
+"""What the suite checks: a target's URL and the producer's schedule it is judged against."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from conformance.timing import Delivery, analyse, countdown_count
+
+PROFILES = ("countdown", "sse", "ndjson", "bytes")
+
+
+@dataclass
+class Target:
+    id: str
+    url: str | None                   # None for a built-in target until it is started
+    profile: str = "countdown"
+    interval: float = 1.0             # the producer's time between writes, in seconds
+    count: int | None = None          # countdown length when the URL does not say
+    expect_bursts: int | None = None  # bytes profile: minimum separate arrivals
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    insecure: bool = False
+    builtin: str | None = None        # the built-in target's name, when the suite starts it
+    _deliveries: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def countdown_length(self) -> int | None:
+        if self.count is not None:
+            return self.count
+        return countdown_count(urlsplit(self.url).path) if self.url else None
+
+    def expected_span(self) -> float:
+        """How long the producer takes from its first write to its last."""
+        if self.profile == "countdown" and self.countdown_length is not None:
+            return (self.countdown_length + 1) * self.interval
+        return max(0, (self.expect_bursts or 1) - 1) * self.interval
+
+    def delivery(self, rec) -> Delivery:
+        """The delivery analysis of a recording, computed once and shared by the checks."""
+        key = id(rec)
+        if key not in self._deliveries:
+            self._deliveries[key] = (rec, analyse(rec, self.profile, self.interval, self.countdown_length,
+                                                  self.expect_bursts))
+        return self._deliveries[key][1]
