@@ -141,8 +141,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     run.stop()
     path = run.write_results()
     session.config._conformance_results = path
+    write_reports(run, session.config)
     if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
         session.exitstatus = run.exit_code()
+
+
+def write_reports(run: Run, config: pytest.Config) -> None:
+    """Everything written besides results.json (report.html, …) is hooked in here."""
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
