@@ -65,16 +65,22 @@ class TargetRun:
         to its deadline before the test gets its own, plus time to start a server."""
         return len(SCENARIOS) * self.recording_deadline() + 60
 
-    def start(self) -> None:
-        if self.target.builtin:
-            b = BUILTINS[self.target.builtin]
-            try:
-                self.server = launcher.start(b.name, list(b.argv), self.run.options.time_scale)
-            except launcher.LaunchError as e:
-                self.launch_error = str(e)
-                return
-            path = b.path if self.target.count is None else f"/{self.target.count}"
-            self.target.url = self.server.base_url + path
+    def launch(self) -> None:
+        """Start the target's server, when the suite owns it."""
+        if not self.target.builtin:
+            return
+        b = BUILTINS[self.target.builtin]
+        try:
+            self.server = launcher.start(b.name, list(b.argv), self.run.options.time_scale)
+        except launcher.LaunchError as e:
+            self.launch_error = str(e)
+            return
+        path = b.path if self.target.count is None else f"/{self.target.count}"
+        self.target.url = self.server.base_url + path
+
+    def begin_recording(self) -> None:
+        if self.launch_error:
+            return
         for scenario in sorted(self.scenarios, key=ORDER.index):
             self._futures[scenario] = self._pool.submit(self._record, scenario)
 
@@ -134,8 +140,12 @@ class Run:
         if threading.current_thread() is threading.main_thread():
             # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down.
             signal.signal(signal.SIGTERM, _raise_interrupt)
+        # All servers first, then all recordings: starting a Python server costs CPU that would
+        # otherwise land in the middle of other targets' timed streams.
         for t in self.targets:
-            t.start()
+            t.launch()
+        for t in self.targets:
+            t.begin_recording()
 
     def stop(self) -> None:
         self.stopping.set()

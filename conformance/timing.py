@@ -45,12 +45,18 @@ class Margins:
         generous = max(2 * self.interval, 0.2)
         return min(generous, 0.5 * span) if span > 0 else generous
 
-    def groups_per_burst(self, groups: int) -> int:
-        """The most producer groups one burst may carry before it counts as held: three
-        (two coalesced by a busy client plus the one on time), a quarter of the stream for
-        long ones, and more when the round trip exceeds the interval."""
-        network = 1 + math.ceil(2 * self.rtt / self.interval) if self.interval > 0 else 1
-        return max(3, math.ceil(0.25 * groups), network)
+    # A busy machine can keep a reader from running for tens of milliseconds; writes closer
+    # than this may legitimately be read together whatever the network.
+    scheduling_noise: float = 0.05
+
+    def groups_per_burst(self) -> int:
+        """The most producer write groups one burst may carry before it counts as held: three
+        (a delayed read merging two neighbours plus the one on time), or as many as fit in two
+        round trips or the scheduling noise, whichever is longer (Nagle's algorithm and delayed
+        ACKs coalesce writes within about a round trip)."""
+        if self.interval <= 0:
+            return 3
+        return max(3, 1 + math.ceil(max(2 * self.rtt, self.scheduling_noise) / self.interval))
 
     def stall_limit(self) -> float:
         """A gap longer than this between arrivals is a stall (cadence)."""

@@ -118,8 +118,8 @@ class Exchange:
         """Send each piece at its scheduled time after the request."""
         start = time.monotonic()
         for k, (at, piece) in enumerate(writes):
-            if self.mode == "stall" and k == len(writes) // 2:
-                at += 6 * self.interval
+            if self.mode == "stall" and k >= len(writes) // 2:
+                at += 6 * self.interval  # the second half comes six intervals late
             delay = start + at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

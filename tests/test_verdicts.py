@@ -1,0 +1,48 @@
+"""Every check against every built-in target, verdicts compared with ``verdicts.py``.
+
+All targets run in one ``Run`` (as the product runs them: servers first, then recordings side
+by side), at a 100 ms producer interval with a 6-item countdown. The margins behind these
+verdicts are ``conformance.timing.Margins``; the 20 ms cases are in ``test_fast_intervals.py``.
+"""
+import pytest
+
+from conformance.catalogue import CHECKS
+from conformance.run import Options, Run
+from conformance.scenarios import SCENARIOS
+from conformance.target import Target
+from targets.registry import BUILTINS
+from verdicts import BASELINE, DIFFERENCES, expected
+
+TIME_SCALE, COUNT = 0.1, 6
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    targets = [Target(name, None, "countdown", BUILTINS[name].interval * TIME_SCALE, COUNT, builtin=name)
+               for name in DIFFERENCES]
+    # 1.5 s idle timeout: several controls leave the connection hanging on purpose.
+    run = Run(targets, Options(time_scale=TIME_SCALE, timeout=1.5, report_dir=tmp_path_factory.mktemp("report")))
+    for t in run.targets:
+        t.scenarios = list(SCENARIOS)
+    try:
+        run.ensure_started()
+        yield {(t.id, cid): t.run_check(c) for t in run.targets for cid, c in CHECKS.items()}
+    finally:
+        run.stop()
+
+
+@pytest.mark.parametrize("target", list(DIFFERENCES))
+def test_verdicts(judged, target):
+    got = {cid: judged[(target, cid)].verdict for cid in CHECKS}
+    wrong = {cid: f"expected {want}, got {got[cid]}: {judged[(target, cid)].observed}"
+             for cid, want in expected(target).items() if got[cid] != want}
+    assert not wrong, wrong
+
+
+def test_every_check_can_pass_and_fail():
+    for cid, baseline in BASELINE.items():
+        if baseline == "info":
+            continue
+        outcomes = {row.get(cid) for row in DIFFERENCES.values()}
+        assert outcomes & {"fail", "warn"}, f"{cid} is never shown failing"
+    assert set(BASELINE) == set(CHECKS)
