@@ -109,7 +109,9 @@ def describe(r: dict) -> str:
 
 def _pytest_outcome(finding: Finding, result: dict) -> None:
     import pytest
-    if finding.verdict in ("fail", "error"):
+    if finding.verdict == "error":   # one line: the same cause usually repeats for every check
+        pytest.fail(f"ERROR {result['check']} {result['target']}: {finding.observed}", pytrace=False)
+    if finding.verdict == "fail":
         pytest.fail(describe(result), pytrace=False)
     if finding.verdict == "skip":
         pytest.skip(finding.observed)

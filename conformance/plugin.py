@@ -160,14 +160,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         mine = [r for r in run.results if r["target"] == t.id]
         counts = {v: sum(r["verdict"] == v for r in mine) for v in catalogue.VERDICTS}
         text = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
-        tr.write_line(f"{t.id:<28} {text}   {t.target.url or ''}")
+        url = t.target.url if t.target.url and t.target.url != t.id else ""
+        tr.write_line(f"{t.id:<28} {text}   {url}")
         if t.launch_error:
             tr.write_line(f"  could not start: {t.launch_error.splitlines()[-1]}")
-    problems = [r for r in run.results if r["verdict"] in ("fail", "error", "warn")]
-    if problems:
-        tr.write_line("")
-    for r in problems:
-        tr.write_line(catalogue.describe(r), red=r["verdict"] in ("fail", "error"), yellow=r["verdict"] == "warn")
+    errors: dict[tuple[str, str], list[str]] = {}
+    for r in run.results:
+        if r["verdict"] == "error":
+            errors.setdefault((r["target"], r["observed"]), []).append(r["check"])
+    for (target, why), checks in errors.items():
+        tr.write_line(f"\nERROR {target}: {len(checks)} checks could not be judged: {why}", red=True)
+    for r in run.results:
+        if r["verdict"] in ("fail", "warn"):
+            tr.write_line("\n" + catalogue.describe(r), red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
     path = getattr(config, "_conformance_results", None)
     if path:
         tr.write_line(f"\nresults: {path}   exit code: {run.exit_code()}")

@@ -13,7 +13,13 @@ from typing import NamedTuple
 
 RAW_KEEP = 8 * 1024 * 1024    # wire bytes kept for replay and the wire log
 BODY_KEEP = 1024 * 1024       # decoded body bytes kept for content checks (countdown markers)
-HEAD_LIMIT = 64 * 1024        # a response head larger than this is rejected
+HEAD_LIMIT = 64 * 1024        # a response head (or trailer section) larger than this is rejected
+# A body that never ends (or a very fast one) must not grow a recording without bound: only the
+# first READS_KEEP reads and PIECES_KEEP pieces are kept (about 10 MB each at most); later ones
+# are counted in ``reads_dropped`` / ``pieces_dropped`` while raw_bytes and body_bytes go on
+# counting. The recording's deadline bounds the time.
+READS_KEEP = 100_000
+PIECES_KEEP = 100_000
 REDACTED = "<redacted>"
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 
@@ -63,9 +69,14 @@ class Recording:
     parser: str = "h11"               # "h11", or "tolerant" after h11 rejected the message
     strict_error: str | None = None   # h11's complaint, verbatim
     framing_notes: list[str] = field(default_factory=list)  # violations the tolerant parser saw
-    end: str | None = None            # complete | closed | cut-short | timeout | deadline | reset
+    # complete | closed | cut-short | timeout | deadline | reset, or abandoned: the recorder
+    # stopped reading because the bytes cannot be read as HTTP any further (see error or
+    # framing_notes for why: not HTTP, a head or trailer section over HEAD_LIMIT)
+    end: str | None = None
     end_t: float | None = None
     after_end_bytes: int = 0          # bytes received after the message ended
+    reads_dropped: int = 0            # reads past READS_KEEP, counted but not kept
+    pieces_dropped: int = 0           # pieces past PIECES_KEEP, counted but not kept
 
     # --- derived views ------------------------------------------------------------------------
     def header_values(self, name: str) -> list[str]:

@@ -6,16 +6,34 @@ RFC 9112 §6.3 to find the body's length, decodes chunked framing, and writes do
 deviation it steps over in ``notes``, which ``framing.chunk-syntax`` quotes. When chunked
 framing cannot be followed at all, the rest of the bytes are taken as a close-delimited body
 (noted), so the arrival times are still known.
+
+Everything it holds is bounded: the head and the trailer section by ``HEAD_LIMIT``, a
+chunk-size line by ``SIZE_LINE_LIMIT``, the decoded body kept by ``BODY_KEEP``, the pieces
+kept by ``PIECES_KEEP`` (later ones are counted in ``pieces_dropped``), the notes by
+``NOTES_KEEP``. Bytes that are not HTTP at all are refused at once (``error``), without
+waiting for a head that will never come.
 """
 from __future__ import annotations
 
 import re
 
-from conformance.recording import BODY_KEEP, HEAD_LIMIT, Piece
+from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, Piece
 
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: (.*))?")
-HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+HEX = re.compile(rb"[0-9A-Fa-f]+")
+DIGITS = re.compile(r"[0-9]+")
 SIZE_LINE_LIMIT = 4096
+SIZE_DIGITS_LIMIT = 16   # 16 hex digits = 64 bits; a larger chunk size cannot be meant
+NOTES_KEEP = 50
+HTTP_PREFIX = b"HTTP/"
+
+
+def not_http(data: bytes) -> bool:
+    """Whether ``data``, the first bytes of a response (leading blank lines allowed), cannot be
+    the start of an HTTP/1.x status line."""
+    data = bytes(data).lstrip(b"\r\n")
+    n = min(len(data), len(HTTP_PREFIX))
+    return data[:n] != HTTP_PREFIX[:n]
 
 
 class TolerantParser:
@@ -26,7 +44,7 @@ class TolerantParser:
         self.buf = bytearray()
         self.state = "head"   # head → body (chunk-size | chunk-data | chunk-crlf | trailers | length | close) → done
         self.notes: list[str] = []
-        self.error: str | None = None   # the message could not be read at all
+        self.error: str | None = None   # the message cannot be read (any further): why
         self.http_version = self.reason = None
         self.status: int | None = None
         self.headers: list[list[str]] = []
@@ -34,16 +52,23 @@ class TolerantParser:
         self.head_t: float | None = None
         self.framing: str | None = None
         self.pieces: list[Piece] = []
+        self.pieces_dropped = 0     # pieces past PIECES_KEEP, counted but not kept
         self.body = bytearray()     # the first BODY_KEEP decoded bytes
         self.offset = 0
         self.remaining = 0          # bytes left in the current chunk or content-length body
         self.chunk_fresh = False    # the next data byte starts a chunk
         self.after_end = 0
         self.ended_by: str | None = None  # complete | closed | cut-short
+        self.end_t: float | None = None   # when the message ended (the read that ended it)
+        self._scan = 0              # where the search for the end of the head resumes
+        self._trailer_bytes = 0
 
     def note(self, text: str) -> None:
-        if len(self.notes) < 50 and text not in self.notes:
+        if len(self.notes) < NOTES_KEEP and text not in self.notes:
             self.notes.append(text)
+
+    def _done(self, how: str, t: float) -> None:
+        self.state, self.ended_by, self.end_t = "done", how, t
 
     # --- input ------------------------------------------------------------------------------
     def feed(self, data: bytes, t: float) -> None:
@@ -65,31 +90,54 @@ class TolerantParser:
         if self.state == "done" or self.error:
             return
         if self.state == "head":
-            self.error = "connection closed before a complete response head"
+            self.error = ("connection closed before a complete response head" if self.buf
+                          else "connection closed before a response head")
         elif self.state == "close":
-            self.ended_by, self.state = "closed", "done"
+            self._done("closed", t)
         else:
             what = {"length": "the Content-Length was reached"}.get(self.state, "the last-chunk")
             self.note(f"connection closed before {what}")
-            self.ended_by, self.state = "cut-short", "done"
+            self._done("cut-short", t)
+
+    def lose_track(self, why: str) -> None:
+        """Bytes between what was fed and what comes next are missing (the replay buffer ran
+        out): the framing position is unknown, so the rest is read as a close-delimited body."""
+        if self.state in ("done", "close") or self.error:
+            return
+        if self.state == "head":
+            self.error = f"{why}; the response head cannot be read"
+            return
+        self.note(f"{why}; the rest is read as a close-delimited body")
+        self.state = "close"
 
     # --- states -----------------------------------------------------------------------------
     def _head(self, t: float) -> None:
-        end = self.buf.find(b"\n\r\n")
-        alt = self.buf.find(b"\n\n")
+        if self.buf[:1] in (b"\r", b"\n"):
+            self.note("blank lines before the status line")
+            self.buf = bytearray(self.buf.lstrip(b"\r\n"))
+            self._scan = 0
+        if not_http(self.buf[:16]):
+            self.error = f"not an HTTP/1.x response: it starts {bytes(self.buf[:40])!r}"
+            return
+        # "\n\r\n" or "\n\n" ends the head; resume the search where the last one stopped, so
+        # that a head trickling in byte by byte costs linear time.
+        end = self.buf.find(b"\n\r\n", self._scan)
+        alt = self.buf.find(b"\n\n", self._scan, end + 2 if end >= 0 else len(self.buf))
         if end < 0 and alt < 0:
+            self._scan = max(0, len(self.buf) - 2)
             if len(self.buf) > HEAD_LIMIT:
                 self.error = f"response head larger than {HEAD_LIMIT} bytes"
             return
-        cut = min(x for x in (end + 3 if end >= 0 else None, alt + 2 if alt >= 0 else None) if x is not None)
+        cut = alt + 2 if alt >= 0 else end + 3
         head, self.buf = bytes(self.buf[:cut]), self.buf[cut:]
+        self._scan = 0
         if len(head) > HEAD_LIMIT:
             self.error = f"response head larger than {HEAD_LIMIT} bytes"
             return
-        lines = head.split(b"\n")[:-2] if head.endswith(b"\n\n") or head.endswith(b"\n\r\n") else head.split(b"\n")
-        if any(not line.endswith(b"\r") for line in lines):
+        lines = head.split(b"\n")[:-2]
+        if any(not line.endswith(b"\r") for line in lines) or head.endswith(b"\n\n"):
             self.note("head lines end with a bare LF instead of CRLF")
-        lines = [line.rstrip(b"\r") for line in lines]
+        lines = [line.removesuffix(b"\r") for line in lines]
         m = STATUS_LINE.fullmatch(lines[0])
         if not m:
             self.error = f"not an HTTP/1.x status line: {lines[0][:80]!r}"
@@ -113,28 +161,30 @@ class TolerantParser:
             self.note(f"interim {self.status} response skipped")
             self.headers, self.status = [], None
             return
-        self._choose_framing()
+        self._choose_framing(t)
 
-    def _choose_framing(self) -> None:
+    def _choose_framing(self, t: float) -> None:
         """RFC 9112 §6.3, in its order."""
         def values(name):
             return [m.strip().lower() for k, v in self.headers if k.lower() == name for m in v.split(",") if m.strip()]
         codings, lengths = values("transfer-encoding"), values("content-length")
         if self.request_method == "HEAD" or self.status in (204, 304):
-            self.framing, self.state, self.ended_by = "none", "done", "complete"
+            self.framing = "none"
+            self._done("complete", t)
         elif codings:
             if codings[-1] == "chunked":
                 self.framing, self.state = "chunked", "chunk-size"
             else:
                 self.framing, self.state = "close", "close"
         elif lengths:
-            if len(set(lengths)) > 1 or not lengths[0].isdigit():
+            # DIGITS, not str.isdigit(): the latter also takes "²" and other non-ASCII digits.
+            if len(set(lengths)) > 1 or not DIGITS.fullmatch(lengths[0]):
                 self.note(f"invalid Content-Length {', '.join(lengths)}; read until close")
                 self.framing, self.state = "close", "close"
             else:
                 self.framing, self.state, self.remaining = "content-length", "length", int(lengths[0])
                 if self.remaining == 0:
-                    self.state, self.ended_by = "done", "complete"
+                    self._done("complete", t)
         else:
             self.framing, self.state = "close", "close"
 
@@ -142,7 +192,10 @@ class TolerantParser:
         if len(self.body) < BODY_KEEP:
             self.body += self.buf[:min(size, BODY_KEEP - len(self.body))]
         del self.buf[:size]
-        self.pieces.append(Piece(t, self.offset, size, chunk_start, chunk_end))
+        if len(self.pieces) < PIECES_KEEP:
+            self.pieces.append(Piece(t, self.offset, size, chunk_start, chunk_end))
+        else:
+            self.pieces_dropped += 1
         self.offset += size
 
     def _close(self, t: float) -> None:
@@ -151,35 +204,44 @@ class TolerantParser:
 
     def _length(self, t: float) -> None:
         if self.buf:
-            self._emit(t, min(self.remaining, len(self.buf)))
-            self.remaining -= self.pieces[-1].size
+            size = min(self.remaining, len(self.buf))
+            self._emit(t, size)
+            self.remaining -= size
             if self.remaining == 0:
-                self.state, self.ended_by = "done", "complete"
+                self._done("complete", t)
 
     def _give_up_chunked(self, why: str) -> None:
         self.note(f"{why}; the rest is read as a close-delimited body")
         self.state = "close"
 
     def _chunk_size(self, t: float) -> None:
-        nl = self.buf.find(b"\n")
+        nl = self.buf.find(b"\n", 0, SIZE_LINE_LIMIT + 1)
         if nl < 0:
             # Give up as soon as the bytes cannot start a chunk-size line, not at the close:
             # the arrival times of an unchunked body are what delivery checks need.
-            size_part = bytes(self.buf[:SIZE_LINE_LIMIT]).split(b";", 1)[0].rstrip(b"\r")
-            if len(self.buf) > SIZE_LINE_LIMIT or size_part.strip(b"0123456789abcdefABCDEF \t"):
+            size_part = bytes(self.buf[:SIZE_LINE_LIMIT]).split(b";", 1)[0].removesuffix(b"\r")
+            if len(self.buf) > SIZE_LINE_LIMIT:
+                self._give_up_chunked(f"chunk-size line longer than {SIZE_LINE_LIMIT} bytes {bytes(self.buf[:40])!r}")
+            elif size_part.strip(b"0123456789abcdefABCDEF \t"):
                 self._give_up_chunked(f"invalid chunk-size line {bytes(self.buf[:40])!r}")
             return
         line = bytes(self.buf[:nl])
         if not line.endswith(b"\r"):
             self.note("chunk-size line ends with a bare LF instead of CRLF")
-        size_part, _, _ext = line.rstrip(b"\r").partition(b";")
-        if size_part != size_part.strip(b" \t"):
+        size_part, ext_sep, _ext = line.removesuffix(b"\r").partition(b";")
+        digits = size_part.strip(b" \t")
+        # Whitespace before ";" is BWS, allowed with an extension (RFC 9112 §7.1.1); anywhere
+        # else around the size it is not in the grammar.
+        if size_part[:1] in (b" ", b"\t") or (not ext_sep and size_part != size_part.rstrip(b" \t")):
             self.note(f"whitespace around the chunk size {line[:40]!r}")
-        if not HEX.fullmatch(size_part.strip(b" \t")):
+        if not HEX.fullmatch(digits):
             self._give_up_chunked(f"invalid chunk-size line {line[:40]!r}")
             return
+        if len(digits.lstrip(b"0")) > SIZE_DIGITS_LIMIT:
+            self._give_up_chunked(f"chunk size of {len(digits)} hex digits (over 64 bits) {line[:40]!r}")
+            return
         del self.buf[:nl + 1]
-        self.remaining = int(size_part.strip(b" \t"), 16)
+        self.remaining = int(digits, 16)
         if self.remaining == 0:
             self.state = "trailers"
         else:
@@ -208,16 +270,20 @@ class TolerantParser:
     def _trailers(self, t: float) -> None:
         nl = self.buf.find(b"\n")
         if nl < 0:
-            if len(self.buf) > HEAD_LIMIT:
+            if self._trailer_bytes + len(self.buf) > HEAD_LIMIT:
                 self.error = f"trailer section larger than {HEAD_LIMIT} bytes"
             return
         line = bytes(self.buf[:nl])
         del self.buf[:nl + 1]
+        self._trailer_bytes += nl + 1
+        if self._trailer_bytes > HEAD_LIMIT:
+            self.error = f"trailer section larger than {HEAD_LIMIT} bytes"
+            return
         if not line.endswith(b"\r"):
             self.note("trailer section line ends with a bare LF instead of CRLF")
-        line = line.rstrip(b"\r")
+        line = line.removesuffix(b"\r")
         if not line:
-            self.state, self.ended_by = "done", "complete"
+            self._done("complete", t)
             return
         name, sep, value = line.partition(b":")
         if not sep:

@@ -1,0 +1,41 @@
+"""``python -m conformance URL [URL …] [options]``: the suite against URLs, without writing pytest
+arguments. Every option of the pytest plugin is accepted (``--help`` lists them under
+"HTTP streaming conformance"); the exit code is the suite's (README, "Exit codes")."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def pytest_args(argv: list[str]) -> list[str]:
+    """Positional URLs become ``--target-url``; everything else goes to pytest as is."""
+    checks = str(Path(__file__).resolve().parent / "checks")
+    args, rest = [], list(argv)
+    # This package is imported before pytest starts, so pytest cannot rewrite its asserts (it
+    # has none to rewrite) and would warn about it.
+    # The suite's own summary details every finding, so pytest's failure sections are left out.
+    out = [checks, "-p", "conformance.plugin", "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
+           "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    while rest:
+        a = rest.pop(0)
+        if a.startswith("-"):
+            args.append(a)
+            # options that take a value: pass the value along untouched
+            if "=" not in a and rest and not rest[0].startswith("-") and a not in FLAGS:
+                args.append(rest.pop(0))
+        else:
+            args += ["--target-url", a]
+    return out + args
+
+
+FLAGS = {"--strict", "--insecure", "-q", "-v", "-vv", "-x", "--quiet", "--verbose", "-h", "--help", "-rA", "-s"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return int(pytest.main(pytest_args(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
