@@ -1,0 +1,133 @@
+"""The suite as users run it: pytest and ``python -m conformance`` in a subprocess, exit codes,
+results.json, usage errors, and no server left behind after an interrupt."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from targets import launcher
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--time-scale", "0.05", "--count", "4"]
+
+
+def suite(*args, report_dir, env=None, timeout=120):
+    cmd = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
+           "--report-dir", str(report_dir), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def results(report_dir):
+    return json.loads((Path(report_dir) / "results.json").read_text())
+
+
+def test_a_streaming_target_exits_0_and_writes_results(tmp_path):
+    p = suite("--target", "control-stream", *FAST, report_dir=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:]
+    doc = results(tmp_path)
+    assert doc["exit_code"] == 0 and doc["targets"][0]["id"] == "control-stream"
+    assert {r["verdict"] for r in doc["results"]} <= {"pass", "info"}
+    assert all((tmp_path / r["recording"]).is_file() for r in doc["results"])
+    assert "control-stream" in p.stdout and "pass 11" in p.stdout
+
+
+def test_a_buffered_target_exits_1_with_the_requirement_in_the_summary(tmp_path):
+    p = suite("--target", "control-buffered", *FAST, report_dir=tmp_path)
+    assert p.returncode == 1
+    assert "FAIL delivery.progressive [MUST] control-buffered" in p.stdout
+    assert "requirement" in p.stdout and "observed" in p.stdout
+
+
+def test_an_unreachable_target_is_an_error_with_its_own_exit_code(tmp_path):
+    port = launcher.free_port()
+    p = subprocess.run([sys.executable, "-m", "conformance", f"http://127.0.0.1:{port}/3",
+                        "--report-dir", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 6
+    assert f"connection refused by 127.0.0.1:{port}" in p.stdout
+    assert "Traceback" not in p.stdout + p.stderr
+    assert {r["verdict"] for r in results(tmp_path)["results"]} == {"error"}
+
+
+def test_a_non_2xx_answer_is_an_error_showing_the_status(tmp_path):
+    server = launcher.start("control-stream", ["{python}", "-m", "targets.controls", "stream", "{address}"], 0.05)
+    try:
+        p = suite("--target-url", server.base_url + "/missing", "--check", "framing.complete", report_dir=tmp_path)
+    finally:
+        server.stop()
+    assert p.returncode == 6
+    (r,) = results(tmp_path)["results"]
+    assert r["verdict"] == "error" and "HTTP 404" in r["observed"] and "not found" in r["observed"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-url", "ftp://example/1"], "scheme must be http or https"),
+    (["--target-url", "http://127.0.0.1:1/1", "--interval", "-1"], "--interval must be a positive number"),
+    (["--target", "no-such-target"], "is not a built-in target"),
+    (["--check", "framing.nope"], "unknown check ID framing.nope"),
+    (["--header", "no colon here"], "expected 'Name: value'"),
+])
+def test_bad_input_is_a_usage_error_before_anything_starts(tmp_path, args, message):
+    p = suite(*args, report_dir=tmp_path)
+    assert p.returncode == 4
+    assert message in p.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_check_selection_by_prefix_and_no_check_left(tmp_path):
+    p = suite("--target", "control-stream", *FAST, "--check", "framing.", "--skip-check", "framing.head-no-body",
+              report_dir=tmp_path)
+    assert p.returncode == 0
+    assert {r["check"] for r in results(tmp_path)["results"]} == {
+        "framing.strict-parse", "framing.chunked-once", "framing.no-te-with-cl", "framing.http10-no-te",
+        "framing.chunk-syntax", "framing.complete", "framing.content-type"}
+    p = suite("--target", "control-stream", "--check", "framing.", "--skip-check", "framing.", report_dir=tmp_path)
+    assert p.returncode == 5
+
+
+def test_a_targets_file_error_names_file_line_and_key(tmp_path):
+    f = tmp_path / "targets.toml"
+    f.write_text('[[target]]\nid = "a"\nurl = "http://127.0.0.1:1/3"\n\n[[target]]\nid = "b"\nurl = "http://x/1"\nintervall = 2\n')
+    p = suite("--targets-file", str(f), report_dir=tmp_path)
+    assert p.returncode == 4
+    assert f"{f}:8: target 2, key 'intervall': unknown key" in p.stderr
+
+
+def _processes_tagged(tag: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if tag.encode() in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_no_server_behind(tmp_path, sig):
+    tag = f"CONFORMANCE_TEST_TAG={uuid.uuid4()}"
+    env = dict(os.environ, CONFORMANCE_TEST_TAG=tag.split("=", 1)[1])
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
+                             "--target", "webpy", "--target", "webpy-seed", "--report-dir", str(tmp_path)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Wait until both servers run (they carry the tag in their environment), then interrupt.
+        deadline = time.monotonic() + 30
+        while len(_processes_tagged(tag)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling /proc: there is no event to wait on
+        assert len(_processes_tagged(tag)) >= 3, "the servers did not start"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out[-2000:]
+    assert _processes_tagged(tag) == []
+    assert (tmp_path / "results.json").exists()
