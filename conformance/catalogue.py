@@ -50,7 +50,7 @@ class Check:
     spec: str
     requirement: str
     title: str                 # one line: what the check looks at
-    scenario: str              # which recording it reads (see scenarios.py)
+    scenario: str              # which scenario's record it reads (see scenarios.py)
     judge_fn: Callable = field(compare=False, repr=False)
     needs_success: bool = True  # a non-2xx answer makes it an error
 
@@ -60,7 +60,7 @@ class Check:
             return Finding("error", f"the {self.scenario!r} exchange was not recorded")
         if rec.error:
             return Finding("error", rec.error)
-        if self.needs_success and not (200 <= (rec.status or 0) < 300):
+        if self.needs_success and hasattr(rec, "status") and not (200 <= (rec.status or 0) < 300):
             start = rec.body[:200].decode("utf-8", "replace")
             return Finding("error", f"HTTP {rec.status} {rec.reason}; the body starts {start!r}",
                            "a 2xx response")

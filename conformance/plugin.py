@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable); values are redacted in reports")
     # --timeout (idle timeout per read) is pytest-timeout's option, shared: for check tests it is
     # the read timeout, and each check test gets its own guard as a marker (markers win there).
+    g.addoption("--large-url", metavar="URL", help="the endpoint delivery.large-body downloads (built-in targets bring their own)")
+    g.addoption("--large-size", type=int, metavar="BYTES", help="size of the built-in targets' large body (default 1 GiB)")
+    g.addoption("--baseline", metavar="PATH", help="a previous results.json: fail only on regressions against it")
+    g.addoption("--repeat", type=int, default=1, metavar="N", help="record each scenario N times and judge by majority")
     g.addoption("--check", action="append", default=[], metavar="ID", help="run only these checks (repeatable; a prefix like framing. selects a group)")
     g.addoption("--skip-check", action="append", default=[], metavar="ID", help="leave out these checks (repeatable)")
 
@@ -66,7 +70,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     interval = _positive("--interval", opt.interval)
     _positive("--time-scale", opt.time_scale)
     _positive("--timeout", opt.timeout)
-    for name, v in (("--count", opt.count), ("--expect-bursts", opt.expect_bursts)):
+    for name, v in (("--count", opt.count), ("--expect-bursts", opt.expect_bursts), ("--repeat", opt.repeat),
+                    ("--large-size", opt.large_size)):
         if v is not None and v < 1:
             raise pytest.UsageError(f"{name} must be at least 1, not {v}")
     headers = _headers(opt.header)
@@ -77,18 +82,22 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         except BadURL as e:
             raise pytest.UsageError(f"--target-url {e}") from None
         profile = opt.profile or ("countdown" if countdown_count(ep.target) or opt.count else "bytes")
-        out.append(Target(url, url, profile, interval or 1.0, opt.count, opt.expect_bursts, headers, opt.insecure))
+        out.append(Target(url, url, profile, interval or 1.0, opt.count, opt.expect_bursts, headers, opt.insecure,
+                          large_url=opt.large_url))
     if opt.targets_file:
         from conformance.targets_file import load
         out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers))
     names = list(opt.target)
     if not names and not out:
         names = list(DEFAULT_TARGETS)
+    if "all" in names:   # every built-in reference target, not the negative controls
+        names = [n for n in names if n != "all"] + [n for n in BUILTINS if not n.startswith("control-") and n not in names]
     for name in names:
         if name not in BUILTINS:
             raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
         b = BUILTINS[name]
-        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers, builtin=name))
+        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers, builtin=name,
+                          large_url=opt.large_url))
     ids = [t.id for t in out]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
@@ -103,6 +112,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"unknown check ID {', '.join(bad)}; known: {', '.join(catalogue.CHECKS)}")
     options = Options(time_scale=config.option.time_scale, timeout=config.option.timeout,
                       strict=config.option.strict, report_dir=Path(config.option.report_dir),
+                      large_size=config.option.large_size, repeat=config.option.repeat,
+                      baseline=Path(config.option.baseline) if config.option.baseline else None,
                       secret_headers=tuple(n for n, _ in _headers(config.option.header)))
     config.stash[RUN_KEY] = Run(targets_from_options(config), options)
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__
 from conformance.catalogue import Check, Finding
-from conformance.recorder import record
 from conformance.recording import Recording
-from conformance.scenarios import ORDER, SCENARIOS
+from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
 from targets import launcher
 from targets.registry import BUILTINS
@@ -37,6 +36,9 @@ class Options:
     strict: bool = False
     report_dir: Path = Path("reports/latest")
     secret_headers: tuple[str, ...] = ()
+    large_size: int | None = None     # bytes of the built-in targets' large body (None: 1 GiB)
+    repeat: int = 1                   # record each scenario this many times, judge by majority
+    baseline: Path | None = None      # a previous results.json to compare verdicts with
 
 
 class TargetRun:
@@ -81,15 +83,17 @@ class TargetRun:
     def begin_recording(self) -> None:
         if self.launch_error:
             return
-        for scenario in sorted(self.scenarios, key=ORDER.index):
+        for scenario in sorted(self.scenarios, key=order):
             self._futures[scenario] = self._pool.submit(self._record, scenario)
 
-    def _record(self, scenario: str) -> Recording:
+    def context(self) -> Context:
+        return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
+                       self.run.options.secret_headers, self.server)
+
+    def _record(self, scenario: str):
         if self.run.stopping.is_set():
             return Recording(scenario, self.target.url or "", error="the run was interrupted")
-        t = self.read_timeout()
-        return record(self.target.url, SCENARIOS[scenario], timeout=t, deadline=self.recording_deadline(),
-                      insecure=self.target.insecure, secret_headers=self.run.options.secret_headers)
+        return SCENARIOS[scenario].run(self.context())
 
     def recording(self, scenario: str) -> Recording | None:
         if self.launch_error:
@@ -161,15 +165,15 @@ class Run:
                 "recording": self._save_recording(trun, rec),
             })
 
-    def _save_recording(self, trun: TargetRun, rec: Recording | None) -> str | None:
-        if rec is None or (not rec.url and rec.error):
+    def _save_recording(self, trun: TargetRun, rec) -> str | None:
+        if rec is None or (not getattr(rec, "url", None) and rec.error):
             return None
         key = (trun.id, rec.scenario)
         if key not in self.recordings:
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trun.id}-{rec.scenario}")[:120] + ".json"
             path = self.options.report_dir / "recordings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(rec.to_json())
+            path.write_text(json.dumps(rec.to_dict()))
             self.recordings[key] = f"recordings/{name}"
         return self.recordings[key]
 
@@ -188,7 +192,7 @@ class Run:
             server = None
             for scenario in ("get", "head", "get-http10"):
                 fut = t._futures.get(scenario)
-                if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+                if fut and fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().headers:
                     server = (fut.result().header_values("server") or [None])[0]
                     if server:
                         break

@@ -20,6 +20,7 @@ class Target:
     headers: list[tuple[str, str]] = field(default_factory=list)
     insecure: bool = False
     builtin: str | None = None        # the built-in target's name, when the suite starts it
+    large_url: str | None = None      # what delivery.large-body downloads (built-ins bring their own)
     _deliveries: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -74,5 +74,5 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
                 raise bad(key, "must be at least 1")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
         out.append(Target(t["id"], t["url"], profile, interval, t.get("count"), t.get("expect_bursts"), headers,
-                          t.get("insecure", defaults.get("insecure", False))))
+                          t.get("insecure", defaults.get("insecure", False)), large_url=t.get("large_url")))
     return out

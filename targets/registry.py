@@ -31,3 +31,15 @@ for _mode, _what in MODES.items():
         f"control-{_mode}", ("{python}", "-m", "targets.controls", _mode, "{address}"), f"control: {_what}")
 
 DEFAULT_TARGETS = ("webpy-seed", "webpy")
+
+# Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
+# the server/proxy matrix and the delivery-condition controls.
+for _module in ("targets.matrix", "targets.conditions"):
+    try:
+        _mod = __import__(_module, fromlist=["builtins"])
+    except ModuleNotFoundError as _e:
+        if _e.name != _module:
+            raise
+        continue
+    for _b in _mod.builtins():
+        BUILTINS[_b.name] = _b

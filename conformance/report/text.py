@@ -70,6 +70,8 @@ def ms(seconds: float | None, digits: int | None = None) -> str:
     """A time for people: ``12.3 ms`` below 10 s… as milliseconds, seconds above."""
     if seconds is None:
         return "–"
+    if seconds == 0:
+        return "0 ms"
     a = abs(seconds)
     if a >= 10:
         return f"{seconds:.2f} s"

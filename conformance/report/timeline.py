@@ -18,17 +18,34 @@ from conformance.recording import Recording
 from conformance.report.text import ms, size
 from conformance.timing import Delivery
 
-WIDTH = 1000
-LEFT, RIGHT = 150, 24
-PLOT = WIDTH - LEFT - RIGHT
-# lane geometry (y of top, height)
-MARK_ROWS = (13, 27)           # baselines for marker labels (staggered when close)
-PRODUCER = (44, 26)
-BODY = (112, 50)
-READS = (184, 34)
-AXIS_Y = 230
-HEIGHT = 256
 BUCKET_PX = 1.0                 # marks closer than this are merged
+CHAR_W = 6.4                    # rough width of a marker label character
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    left: int
+    right: int
+    mark_rows: tuple[float, ...]  # baselines for marker labels (staggered when close)
+    producer: tuple[float, float]  # lane (y of top, height)
+    body: tuple[float, float]
+    reads: tuple[float, float] | None
+    axis_y: float
+    height: int
+    ticks: int                     # about how many axis ticks
+    labels: bool                   # lane labels, write numbers, marker labels
+
+    @property
+    def plot(self) -> float:
+        return self.width - self.left - self.right
+
+
+# WIDTH is about the width the figure is shown at, so its text stays at the page's size.
+FULL = Layout(width=1280, left=130, right=24, mark_rows=(12, 25, 38), producer=(58, 26), body=(122, 50),
+              reads=(192, 30), axis_y=234, height=258, ticks=8, labels=True)
+COMPACT = Layout(width=640, left=8, right=16, mark_rows=(), producer=(6, 14), body=(44, 34), reads=None,
+                 axis_y=86, height=108, ticks=5, labels=False)
 
 
 @dataclass
@@ -49,8 +66,8 @@ class Shape:
 
 @dataclass
 class Timeline:
-    width: int = WIDTH
-    height: int = HEIGHT
+    width: int
+    height: int
     shapes: list[Shape] = field(default_factory=list)
     lanes: list[Shape] = field(default_factory=list)
     caption: list[str] = field(default_factory=list)
@@ -60,7 +77,7 @@ class Timeline:
         self.shapes.extend(shapes)
 
 
-def _nice_step(span: float, target: int = 8) -> float:
+def _nice_step(span: float, target: int) -> float:
     raw = span / target
     mag = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
@@ -88,10 +105,14 @@ def _height(n: int, biggest: int, lane_h: float) -> float:
     return max(2.0, math.sqrt(n / biggest) * lane_h)
 
 
-def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after: float) -> Timeline:
-    """``schedule``: the producer's expected write-group times (empty when unknown);
-    ``late_after``: a group arriving later than its scheduled time plus this counts as late."""
-    tl = Timeline()
+def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after: float,
+          layout: Layout = FULL, schedule_note: str = "") -> Timeline:
+    """``schedule``: the producer's expected write-group times (empty when unknown, and then
+    ``schedule_note`` says why); ``late_after``: a group arriving later than its scheduled time
+    plus this counts as late. ``COMPACT`` draws only the schedule and the body, unlabelled."""
+    L = layout
+    LEFT, PLOT, PRODUCER, BODY, AXIS_Y = L.left, L.plot, L.producer, L.body, L.axis_y
+    tl = Timeline(L.width, L.height)
     pieces = [p for p in rec.pieces if p.size]
     reads = list(rec.reads)
     times = [0.0] + [t for t in (rec.head_t, rec.end_t) if t is not None]
@@ -104,13 +125,16 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
         return LEFT + max(0.0, min(t, tmax)) / tmax * PLOT
 
     # lane backgrounds and labels
-    for (y, h), label in ((PRODUCER, "producer writes (expected)"), (BODY, "body as it arrived"),
-                          (READS, "reads on the wire")):
+    for lane, label in ((PRODUCER, "producer schedule"), (BODY, "body arrivals"), (L.reads, "wire reads")):
+        if lane is None:
+            continue
+        y, h = lane
         tl.lanes.append(Shape("rect", "lane", LEFT, y, PLOT, h))
-        tl.lanes.append(Shape("text", "lane-label", LEFT - 8, y + h / 2 + 4, text=label, anchor="end"))
+        if L.labels:
+            tl.lanes.append(Shape("text", "lane-label", LEFT - 8, y + h / 2 + 4, text=label, anchor="end"))
 
     # axis
-    step = _nice_step(tmax)
+    step = _nice_step(tmax, L.ticks)
     tl.add(Shape("line", "axis", LEFT, AXIS_Y, x2=LEFT + PLOT, y2=AXIS_Y))
     k = 0
     while k * step <= tmax + 1e-12:
@@ -132,7 +156,7 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
     py, ph = PRODUCER
     if schedule:
         arrivals = d.group_times if d and d.group_times else []
-        labelled = len(schedule) <= 16
+        labelled = L.labels and len(schedule) <= 16
         for k, t in enumerate(schedule):
             got = arrivals[k] if k < len(arrivals) else None
             if arrivals:
@@ -150,9 +174,8 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
                 tl.add(Shape("text", "write-label", x(t), py - 3, text=str(k), anchor="middle"))
             if got is not None:
                 tl.add(Shape("line", f"link {state}", x(t), py + ph, x2=x(got), y2=BODY[0] - 6, title=tip))
-    else:
-        tl.add(Shape("text", "note", LEFT + 8, py + ph / 2 + 4,
-                     text="the producer's schedule is unknown (bytes profile without --expect-bursts)"))
+    elif schedule_note and L.labels:
+        tl.add(Shape("text", "note", LEFT + 8, py + ph / 2 + 4, text=schedule_note))
 
     # body pieces, size-scaled
     by, bh = BODY
@@ -167,11 +190,25 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
         else:
             tip = f"{ms(first.t)}–{ms(last.t)}: {len(items)} pieces, {size(n)} of body from offset {first.offset}"
         tl.add(Shape("rect", "piece", px - 1.5, by + bh - h, 3, h, title=tip))
-    if not pieces:
+    if not pieces and L.labels:
         tl.add(Shape("text", "note", LEFT + 8, by + bh / 2 + 4, text="no body bytes arrived"))
 
     # reads, size-scaled
-    ry, rh = READS
+    if L.reads is not None:
+        _reads(tl, reads, x, L.reads)
+    if L.labels:
+        _markers(tl, rec, pieces, x, L)
+    else:  # compact: only where the first body byte came
+        if pieces:
+            tl.add(Shape("line", "marker m-first", x(pieces[0].t), PRODUCER[0], x2=x(pieces[0].t), y2=AXIS_Y,
+                         title=f"first body byte {ms(pieces[0].t)}"))
+    tl.caption = _caption(rec, d, schedule, pieces)
+    tl.description = "; ".join(tl.caption)
+    return tl
+
+
+def _reads(tl: Timeline, reads, x, lane) -> None:
+    ry, rh = lane
     merged = _bucket([(r.t, r.size, r) for r in reads], x)
     biggest = max((n for _, n, _ in merged), default=0)
     for px, n, items in merged:
@@ -180,37 +217,43 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
                else f"{ms(items[0].t)}–{ms(items[-1].t)}: {len(items)} reads, {size(n)}")
         tl.add(Shape("rect", "read", px - 1, ry + rh - h, 2, h, title=tip))
 
-    # markers across the lanes
+
+def _markers(tl: Timeline, rec: Recording, pieces, x, L: Layout) -> None:
+    """Markers across the lanes; markers at the same pixel share one label."""
+    LEFT, PLOT, MARK_ROWS, AXIS_Y = L.left, L.plot, L.mark_rows, L.axis_y
     first_body = pieces[0].t if pieces else None
-    marks = [(0.0, "request sent", "m-request"), (rec.head_t, "head", "m-head"),
-             (first_body, "first byte", "m-first"),
+    marks = [(0.0, "request", "m-request"), (rec.head_t, "head", "m-head"), (first_body, "first byte", "m-first"),
              (rec.end_t, f"end: {rec.end}" if rec.end else "end", "m-end")]
-    last_x = {0: -1e9, 1: -1e9}
+    clusters: list[list] = []
     for t, label, cls in marks:
         if t is None:
             continue
+        if clusters and abs(x(t) - x(clusters[-1][0])) < 2:
+            clusters[-1][1].append(label)
+            clusters[-1][2].append(cls)
+        else:
+            clusters.append([t, [label], [cls]])
+    row_end = [-1e9] * len(MARK_ROWS)       # the right end of the last label in each row
+    for t, labels, classes in clusters:
         px = x(t)
-        row = 0 if px - last_x[0] > 90 else 1 if px - last_x[1] > 90 else 0
-        last_x[row] = px
-        anchor = "end" if px > LEFT + PLOT - 80 else "start"
-        tl.add(Shape("line", f"marker {cls}", px, MARK_ROWS[row] + 3, x2=px, y2=AXIS_Y, title=f"{label} at {ms(t)}"))
+        text = f"{' + '.join(labels)} {ms(t)}"
+        width = CHAR_W * len(text)
+        anchor = "end" if px + width > LEFT + PLOT else "start"
+        x0 = px - width if anchor == "end" else px
+        row = next((i for i, end in enumerate(row_end) if x0 > end + 8), len(MARK_ROWS) - 1)
+        row_end[row] = x0 + width
+        cls = classes[-1]
+        tl.add(Shape("line", f"marker {cls}", px, MARK_ROWS[row] + 3, x2=px, y2=AXIS_Y, title=text))
         tl.add(Shape("text", f"marker-label {cls}", px + (3 if anchor == "start" else -3), MARK_ROWS[row],
-                     text=f"{label} {ms(t)}", anchor=anchor))
-
-    tl.caption = _caption(rec, d, schedule, pieces)
-    tl.description = "; ".join(tl.caption)
-    return tl
+                     text=text, anchor=anchor))
 
 
 def _axis_label(t: float, step: float) -> str:
     if t == 0:
         return "0"
-    if step >= 1:
-        return f"{t:g} s"
     if step >= 0.1:
-        return f"{t:.1f} s"
-    digits = 0 if step >= 0.001 else 1
-    return f"{t * 1000:.{digits}f} ms"
+        return f"{round(t, 6):g} s"
+    return f"{round(t * 1000, 6):g} ms"
 
 
 def _caption(rec: Recording, d: Delivery | None, schedule: list[float], pieces) -> list[str]:
@@ -219,10 +262,10 @@ def _caption(rec: Recording, d: Delivery | None, schedule: list[float], pieces) 
         if d.group_times:
             carrying = [b for b in d.bursts if b.groups]
             largest = max((len(b.groups) for b in carrying), default=0)
-            out.append(f"{len(carrying)} bursts for the producer's {d.expected_groups} write groups "
+            out.append(f"{len(carrying)} burst{'' if len(carrying) == 1 else 's'} for the producer's {d.expected_groups} write groups "
                        f"(the largest carries {largest})")
         else:
-            out.append(f"{len(d.bursts)} bursts")
+            out.append(f"{len(d.bursts)} burst{'' if len(d.bursts) == 1 else 's'}")
     out.append(f"{len(pieces)} body pieces, {size(rec.body_bytes)}; {len(rec.reads)} reads, {size(rec.raw_bytes)} on the wire")
     if pieces:
         out.append(f"first body byte {ms(pieces[0].t)}, last {ms(pieces[-1].t)}")
