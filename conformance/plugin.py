@@ -159,6 +159,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 
 def write_reports(run: Run, config: pytest.Config) -> None:
     """Everything written besides results.json (report.html, …) is hooked in here."""
+    # report.html is rebuilt from the report dir's files alone (python -m conformance.report DIR).
+    # A report that cannot be written is said loudly but does not change the verdicts' exit code.
+    from conformance.report import write_html
+    try:
+        write_html(run.options.report_dir)
+    except Exception as e:  # noqa: BLE001 - any bug here must not hide the results
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        message = f"report.html was not written: {type(e).__name__}: {e}"
+        if tr is not None:
+            tr.write_line(message, red=True)
+        else:
+            import sys
+            print(message, file=sys.stderr)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

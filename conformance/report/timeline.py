@@ -195,7 +195,7 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
 
     # reads, size-scaled
     if L.reads is not None:
-        _reads(tl, reads, x, L.reads)
+        _reads(tl, reads, x, L.reads, rec.end_t if rec.after_end_bytes else None)
     if L.labels:
         _markers(tl, rec, pieces, x, L)
     else:  # compact: only where the first body byte came
@@ -207,15 +207,21 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
     return tl
 
 
-def _reads(tl: Timeline, reads, x, lane) -> None:
+def _reads(tl: Timeline, reads, x, lane, end_t: float | None) -> None:
+    """Reads, size-scaled; those after the message ended (bytes that must not come) stand out."""
     ry, rh = lane
-    merged = _bucket([(r.t, r.size, r) for r in reads], x)
-    biggest = max((n for _, n, _ in merged), default=0)
-    for px, n, items in merged:
+    during = [r for r in reads if end_t is None or r.t <= end_t]
+    after = reads[len(during):]
+    merged = [(m, "read") for m in _bucket([(r.t, r.size, r) for r in during], x)]
+    merged += [(m, "read after-end") for m in _bucket([(r.t, r.size, r) for r in after], x)]
+    biggest = max((n for (_, n, _), _ in merged), default=0)
+    for (px, n, items), cls in merged:
         h = _height(n, biggest, rh)
         tip = (f"{ms(items[0].t)}: recv of {size(n)}" if len(items) == 1
                else f"{ms(items[0].t)}–{ms(items[-1].t)}: {len(items)} reads, {size(n)}")
-        tl.add(Shape("rect", "read", px - 1, ry + rh - h, 2, h, title=tip))
+        if cls != "read":
+            tip += ", after the message had ended"
+        tl.add(Shape("rect", cls, px - 1, ry + rh - h, 2, h, title=tip))
 
 
 def _markers(tl: Timeline, rec: Recording, pieces, x, L: Layout) -> None:
@@ -276,6 +282,8 @@ def _caption(rec: Recording, d: Delivery | None, schedule: list[float], pieces) 
         out.append(f"{100 * by_mid / total:.0f}% of the body had arrived by mid-schedule ({ms(mid)})")
     if rec.end:
         out.append(f"ended: {rec.end}" + (f" at {ms(rec.end_t)}" if rec.end_t is not None else ""))
+    if rec.after_end_bytes:
+        out.append(f"{size(rec.after_end_bytes)} arrived after the message had ended")
     if d:
         out.extend(d.notes)
     return out
