@@ -149,7 +149,8 @@ def build(report_dir: Path) -> Report:
     rec_anchor: dict[tuple[int, str], str] = {}
     for ti, t in enumerate(targets):
         for href in dict.fromkeys(str(r.get("recording")) for r in results
-                                  if str(r.get("target")) == ids[ti] and r.get("recording")):
+                                  if str(r.get("target")) == ids[ti] and isinstance(r.get("recording"), str)
+                                  and RECORDING_HREF.fullmatch(r["recording"])):
             rec_anchor[(ti, href)] = f"{t.anchor}-r{len(rec_anchor)}"
     for r in results:
         ti = ids.index(str(r.get("target")))

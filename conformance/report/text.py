@@ -33,8 +33,8 @@ def visible(s: object, limit: int = TEXT_CAP, keep_newlines: bool = False) -> st
     """Text with control, format (bidi overrides, zero-width) and separator characters shown as
     escapes, then clipped. Printable characters, including non-ASCII letters, are kept."""
     text = "" if s is None else str(s)
-    if len(text) > 4 * limit:  # do not walk megabytes to show a few hundred characters
-        text = text[: 4 * limit]
+    cut = max(0, len(text) - limit)
+    text = text[:limit]  # do not walk megabytes to show a few hundred characters
     out = []
     for ch in text:
         if ch == "\n" and keep_newlines:
@@ -46,7 +46,8 @@ def visible(s: object, limit: int = TEXT_CAP, keep_newlines: bool = False) -> st
             out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
         else:
             out.append(ch)
-    return clip("".join(out), limit)
+    shown = "".join(out)
+    return f"{shown}… [{cut} more characters]" if cut else shown
 
 
 def escape_bytes(latin1: str, limit: int | None = None) -> str:
