@@ -18,8 +18,8 @@ TIME_SCALE, COUNT = 0.1, 6
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
-    targets = [Target(name, None, "countdown", BUILTINS[name].interval * TIME_SCALE, COUNT, builtin=name)
-               for name in DIFFERENCES]
+    targets = [Target(name, None, "countdown", BUILTINS[name].interval * TIME_SCALE, COUNT,
+                      insecure=BUILTINS[name].insecure, builtin=name) for name in DIFFERENCES]
     # 1.5 s idle timeout: several controls leave the connection hanging on purpose.
     run = Run(targets, Options(time_scale=TIME_SCALE, timeout=1.5, report_dir=tmp_path_factory.mktemp("report")))
     for t in run.targets:
@@ -43,6 +43,7 @@ def test_every_check_can_pass_and_fail():
     for cid, baseline in BASELINE.items():
         if baseline == "info":
             continue
-        outcomes = {row.get(cid) for row in DIFFERENCES.values()}
+        outcomes = {expected(target)[cid] for target in DIFFERENCES}
         assert outcomes & {"fail", "warn"}, f"{cid} is never shown failing"
+        assert "pass" in outcomes, f"{cid} is never shown passing"
     assert set(BASELINE) == set(CHECKS)

@@ -1,0 +1,52 @@
+"""The countdown over HTTPS with HTTP/2 (hypercorn), and a control that buffers over HTTP/2.
+
+``python -m targets.h2_server MODE 127.0.0.1:PORT`` with MODE ``stream`` (the ASGI countdown,
+``targets.asgi_app``) or ``buffered`` (the same pieces, all sent at the end). The certificate is
+made at start-up in the working directory (the launcher's temporary one).
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from targets.asgi_app import app as streaming_app
+from targets.asgi_app import countdown
+from targets.timescale import factor
+from targets.tlscert import write_self_signed
+
+
+async def buffered_app(scope, receive, send):
+    """Holds every piece of the countdown until the last one is written."""
+    if scope["type"] != "http":
+        return await streaming_app(scope, receive, send)
+    m = re.fullmatch(r"/(\d+)", scope["path"])
+    if not m:
+        return await streaming_app(scope, receive, send)
+    body = []
+    for delay, piece in countdown(int(m.group(1))):
+        await asyncio.sleep(delay * factor())
+        body.append(piece)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": "".join(body).encode()})
+
+
+def main(argv: list[str]) -> None:
+    mode, address = argv
+    cert, key = write_self_signed(Path.cwd())
+    config = Config()
+    config.bind = [address]
+    config.certfile, config.keyfile = str(cert), str(key)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.graceful_timeout = 1
+    print(f"h2 {mode} on https://{address}/", flush=True)
+    asyncio.run(serve({"stream": streaming_app, "buffered": buffered_app}[mode], config))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
