@@ -283,16 +283,20 @@ class _ParseState:
         except h11.RemoteProtocolError as e:
             self._fall_back(str(e), t)
             return
-        if self.rec.end is None:
-            stalled = self._h11_stalled()
-            if stalled:
-                self._fall_back(stalled, t)
+        stalled = self._h11_stalled()
+        if stalled:
+            self._fall_back(stalled, t)
 
     def _h11_stalled(self) -> str | None:
         """Why h11 is stuck where the tolerant reader is not (None: it is not)."""
         p, rec = self.shadow, self.rec
-        if p.error and rec.head_t is None:
-            return p.error   # not HTTP at all; h11 would wait for a blank line to say so
+        if p.error:
+            # Not HTTP at all (h11 would wait for a blank line to say so), or over a limit that
+            # h11 only enforces on what arrives in pieces (a 70 kB head in one read passes it):
+            # the tolerant reader's limits hold whatever the reads.
+            return p.error
+        if rec.end is not None:
+            return None
         gave_up = p.framing == "chunked" and p.state == "close"
         if p.offset > rec.body_bytes or gave_up or (p.ended_by and rec.head_t is not None):
             why = p.notes[0] if p.notes else "it waits for bytes a valid message would have sent"
