@@ -1,0 +1,510 @@
+"""A real browser: Debian's Chromium, driven with Playwright, loads the countdown page.
+
+What the browser scenario records (``BrowserRecording``, plain data like a ``Recording``):
+
+- the countdown page (the target's URL): when each of the countdown's groups (the opening
+  ``<h2>``/``<ul>``, each ``Liftoff in N`` item, the closing ``Lift off``) *enters the DOM*,
+  seen by a ``MutationObserver`` that an init script installs before the page's first byte is
+  parsed, and when it is *painted*: the Element Timing API's ``renderTime`` (the frame's
+  presentation time) of the element that holds it, or the next ``requestAnimationFrame`` where
+  no element of its own holds it (a ``text/plain`` page). All times are the page's own clock,
+  ``performance.now()``, in seconds after navigation start;
+- the browser's navigation timing (request and response start, response end, load event) and
+  its first paint, so the DOM times can be read against the wire;
+- a screenshot taken half-way through the producer's schedule (what a user sees mid-countdown;
+  a blank page where the body is held), PNG bytes kept as base64;
+- for built-in targets, the seed's holder page ``/`` with its four iframes: when each iframe
+  entered the holder's DOM and each iframe's own groups, on the holder's clock, plus a
+  screenshot half-way. The judge notes it; it does not change the verdict.
+
+The browser is the system's Chromium (``CONFORMANCE_CHROMIUM``, else ``chromium`` on the PATH,
+else ``/usr/bin/chromium``), launched by Playwright with ``executable_path``, headless, with a
+fresh temporary profile and the flags a machine without internet needs; Playwright never
+downloads a browser here. Without Chromium or without the ``playwright`` package the record
+says why and the check is ``skip`` with the install hint.
+
+Sessions run one at a time in a process (``_ONE_BROWSER``): a second Chromium on a two-core
+machine would only add noise to the timings the check judges. Each session launches its own
+browser and always closes it.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from conformance.scenarios import Context, Scenario, register
+
+SCENARIO = "browser"
+CHROMIUM_ENV = "CONFORMANCE_CHROMIUM"
+INSTALL_HINT = ("install Debian's Chromium and the Playwright package: `apt-get install -y chromium` and "
+                "`pip install 'http-streaming-conformance[browser]'` (the suite drives the system Chromium and "
+                f"never downloads a browser; set {CHROMIUM_ENV} to use another Chromium binary)")
+# Flags for a machine without internet (nothing phones home, no QUIC, no first-run UI) that may
+# be a container without user namespaces (no sandbox) or a GPU.
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--no-default-browser-check")
+VIEWPORT = {"width": 960, "height": 640}
+# The holder page's schedule on the built-in web.py targets, in producer intervals: four iframes
+# three intervals apart, the last one counting 7 items: 3 * 3 + 7 + 1 = 17 intervals.
+HOLDER_SPAN_INTERVALS = 17
+HOLDER_PATH = "/"
+# After the load event: how long to wait for the last paint entries (a frame is ~17 ms).
+SETTLE_S = 1.0
+# Only one Chromium at a time in this process (see the module's docstring).
+_ONE_BROWSER = threading.Lock()
+
+# Runs in every frame before the page's own bytes are parsed. It keeps its findings in a
+# non-enumerable window property that the page cannot see by accident. Group keys: "open" (the
+# opening heading or list), "i<N>" ("Liftoff in N"), "end" (the closing "Lift off").
+OBSERVER_JS = r"""
+(() => {
+  if (window.__conformance) return;
+  const rec = {origin: performance.timeOrigin, groups: {}, iframes: [], paints: [], elementTiming: false};
+  Object.defineProperty(window, "__conformance", {value: rec, enumerable: false});
+  const PATTERNS = [
+    [/Prepare for Launch/i, () => "open"],
+    [/Liftoff in\s*(\d+)(?=\D)/gi, m => "i" + m[1]],
+    [/Lift\s+off/i, () => "end"],
+  ];
+  let tagged = 0;
+  function holderOf(key) {
+    // the innermost element whose text holds the group: a text node matching it, its parent
+    const walker = document.createTreeWalker(document.documentElement, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const text = n.data;
+      for (const [re, name] of PATTERNS) {
+        re.lastIndex = 0;
+        const all = re.global ? [...text.matchAll(re)] : [text.match(re)].filter(Boolean);
+        if (all.some(m => name(m) === key)) return n.parentElement;
+      }
+    }
+    return null;
+  }
+  function scan() {
+    const now = performance.now();
+    const root = document.documentElement;
+    if (!root) return;
+    const text = root.textContent || "";
+    const fresh = [];
+    for (const [re, name] of PATTERNS) {
+      re.lastIndex = 0;
+      const all = re.global ? [...text.matchAll(re)] : [text.match(re)].filter(Boolean);
+      for (const m of all) {
+        const key = name(m);
+        if (key in rec.groups) continue;
+        rec.groups[key] = {inserted: now, frame: null, rendered: null, shared: false};
+        fresh.push(key);
+      }
+    }
+    for (const key of fresh) {
+      const el = holderOf(key);
+      if (el && !el.hasAttribute("elementtiming")) el.setAttribute("elementtiming", "cf:" + key);
+      else rec.groups[key].shared = true;   // its element was painted before: rAF time only
+    }
+    for (const node of document.querySelectorAll("iframe:not([data-cf-seen])")) {
+      node.setAttribute("data-cf-seen", "");
+      rec.iframes.push({src: node.getAttribute("src") || "", inserted: now});
+    }
+    if (fresh.length) requestAnimationFrame(() => {
+      const t = performance.now();
+      for (const key of fresh) rec.groups[key].frame = t;
+    });
+  }
+  new MutationObserver(scan).observe(document, {childList: true, subtree: true, characterData: true});
+  try {
+    new PerformanceObserver(list => {
+      for (const e of list.getEntries()) {
+        const key = (e.identifier || "").startsWith("cf:") ? e.identifier.slice(3) : null;
+        if (key && rec.groups[key] && rec.groups[key].rendered === null) rec.groups[key].rendered = e.renderTime || e.startTime;
+      }
+    }).observe({type: "element", buffered: true});
+    rec.elementTiming = true;
+  } catch (e) {}
+  try {
+    new PerformanceObserver(list => {
+      for (const e of list.getEntries()) rec.paints.push([e.name, e.startTime]);
+    }).observe({type: "paint", buffered: true});
+  } catch (e) {}
+})();
+"""
+
+# Net errors that mean the page could not be reached at all (an error, not a verdict).
+UNREACHABLE = re.compile(r"net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|NAME_NOT_RESOLVED|ADDRESS_UNREACHABLE|"
+                         r"CONNECTION_TIMED_OUT|INTERNET_DISCONNECTED|CERT_[A-Z_]+|SSL_[A-Z_]+|PROXY_[A-Z_]+|"
+                         r"TUNNEL_CONNECTION_FAILED|EMPTY_RESPONSE|TIMED_OUT|ABORTED)")
+
+
+# --- the record ------------------------------------------------------------------------------
+
+@dataclass
+class PageRecord:
+    """One page as Chromium built it: each group's DOM and paint times (seconds on the page's
+    clock, after navigation start) and what the navigation got."""
+    url: str
+    status: int | None = None
+    reason: str = ""
+    content_type: str | None = None
+    load_error: str | None = None          # the navigation failed or its load event never came
+    loaded: bool = False                   # the load event fired
+    navigation: dict = field(default_factory=dict)   # seconds: request_start, response_start, …
+    first_paint_s: float | None = None
+    first_contentful_paint_s: float | None = None
+    element_timing: bool = False           # paints from the Element Timing API (else rAF only)
+    # key ("open", "i<N>", "end") -> {"inserted_s", "frame_s", "rendered_s"}
+    groups: dict = field(default_factory=dict)
+    iframes: list = field(default_factory=list)   # holder: [{"src", "inserted_s", "page": PageRecord dict}]
+    screenshot: dict | None = None        # {"at_s", "png_base64", "note"}
+    text_start: str = ""                  # the first characters of the page's text
+
+    def painted_s(self, key: str) -> float | None:
+        g = self.groups.get(key) or {}
+        return g.get("rendered_s") if g.get("rendered_s") is not None else g.get("frame_s")
+
+
+@dataclass
+class BrowserRecording:
+    """What the ``browser`` scenario hands its check; ``to_dict()`` is what the report reads."""
+    scenario: str
+    url: str
+    error: str | None = None               # could not be judged (no launch, unreachable)
+    skip_reason: str | None = None         # not applicable here (no Chromium, not a countdown)
+    browser: str = ""                      # "Chromium 156.0…"
+    count: int | None = None
+    interval_s: float | None = None
+    started_at: float | None = None        # time.time() of the navigation
+    duration_s: float | None = None
+    countdown: PageRecord | None = None
+    holder: PageRecord | None = None
+    holder_note: str = ""                  # why there is no holder record
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BrowserRecording":
+        d = dict(d)
+        for k in ("countdown", "holder"):
+            if d.get(k) is not None:
+                d[k] = PageRecord(**d[k])
+        return cls(**d)
+
+    def screenshots(self) -> dict[str, bytes]:
+        """PNG bytes by page ("countdown", "holder")."""
+        out = {}
+        for name in ("countdown", "holder"):
+            page = getattr(self, name)
+            if page and page.screenshot and page.screenshot.get("png_base64"):
+                out[name] = base64.b64decode(page.screenshot["png_base64"])
+        return out
+
+
+# --- availability ----------------------------------------------------------------------------
+
+def chromium_path() -> str | None:
+    env = os.environ.get(CHROMIUM_ENV)
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def unavailable() -> str | None:
+    """Why the browser check cannot run here (None: it can)."""
+    if importlib.util.find_spec("playwright") is None:
+        return f"the playwright package is not installed: {INSTALL_HINT}"
+    if chromium_path() is None:
+        where = f"{CHROMIUM_ENV}={os.environ[CHROMIUM_ENV]} is not executable" if os.environ.get(CHROMIUM_ENV) \
+            else "no chromium on the PATH nor /usr/bin/chromium"
+        return f"Chromium is not installed ({where}): {INSTALL_HINT}"
+    return None
+
+
+# --- the scenario ----------------------------------------------------------------------------
+
+def holder_url(ctx: Context) -> str | None:
+    """The seed's holder page, on built-in targets only (a remote host's ``/`` is not ours to load)."""
+    if ctx.server is None:
+        return None
+    parts = urlsplit(ctx.url)
+    return urlunsplit((parts.scheme, parts.netloc, HOLDER_PATH, "", ""))
+
+
+def run(ctx: Context) -> BrowserRecording:
+    """The scenario's run function: one Chromium session, always closed."""
+    target = ctx.target
+    rec = BrowserRecording(SCENARIO, ctx.url or "", count=target.countdown_length, interval_s=target.interval)
+    if target.profile != "countdown" or target.countdown_length is None:
+        rec.skip_reason = ("the browser check loads a countdown page (GET /N); this target's profile is "
+                           f"{target.profile}" + (" without a known length" if target.profile == "countdown" else ""))
+        return rec
+    why = unavailable()
+    if why:
+        rec.skip_reason = why
+        return rec
+    with _ONE_BROWSER:
+        try:
+            asyncio.run(_session(ctx, rec))
+        except Exception as e:  # noqa: BLE001 - a browser that cannot start is said, not raised
+            rec.error = rec.error or f"Chromium could not be driven: {type(e).__name__}: {_first_line(e)}"
+    return rec
+
+
+register(Scenario(SCENARIO, "the countdown page (and the holder page) in headless Chromium", run))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:400] if text else ""
+
+
+async def _session(ctx: Context, rec: BrowserRecording) -> None:
+    from playwright.async_api import async_playwright
+
+    target = ctx.target
+    span = target.expected_span()
+    # The page must finish within the producer's schedule plus the idle timeout (one stalled read).
+    budget = min(ctx.deadline, span + ctx.timeout + 5)
+    async with async_playwright() as pw:
+        try:
+            browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
+                                               args=list(CHROMIUM_ARGS), timeout=60_000)
+        except Exception as e:  # noqa: BLE001
+            rec.error = f"Chromium did not start ({chromium_path()}): {_first_line(e)}"
+            return
+        try:
+            rec.browser = f"Chromium {browser.version}"
+            context = await browser.new_context(
+                viewport=VIEWPORT, ignore_https_errors=target.insecure, service_workers="block",
+                extra_http_headers={k: v for k, v in target.headers} or None)
+            await context.add_init_script(OBSERVER_JS)
+            started = time.monotonic()
+            rec.started_at = time.time()
+            rec.countdown = await _load(context, ctx.url, budget, span / 2)
+            err = rec.countdown.load_error
+            if err and UNREACHABLE.search(err) and rec.countdown.status is None:
+                rec.error = f"Chromium could not load {ctx.url}: {err}"
+            holder = holder_url(ctx)
+            if holder is None:
+                rec.holder_note = "the holder page is loaded on built-in targets only"
+            elif rec.error is None:
+                interval = target.interval
+                rec.holder = await _load(context, holder, HOLDER_SPAN_INTERVALS * interval + ctx.timeout + 5,
+                                         10 * interval, frames=True)
+            rec.duration_s = round(time.monotonic() - started, 3)
+        finally:
+            await browser.close()
+
+
+async def _load(context, url: str, budget: float, shot_at: float, frames: bool = False) -> PageRecord:
+    """Load one page; screenshot it ``shot_at`` seconds in; collect what the observer saw."""
+    page = await context.new_page()
+    out = PageRecord(url)
+    responses: dict[str, tuple[int, str, str | None]] = {}
+
+    def on_response(r):
+        if r.request.resource_type == "document":
+            responses.setdefault(r.url, (r.status, r.status_text, r.headers.get("content-type")))
+    page.on("response", on_response)
+    try:
+        t0 = time.monotonic()
+        nav = asyncio.ensure_future(page.goto(url, wait_until="load", timeout=budget * 1000))
+        await asyncio.wait({nav}, timeout=shot_at)
+        if not nav.done():
+            at = time.monotonic() - t0
+            png = await _screenshot(page)
+            took = time.monotonic() - t0 - at
+            out.screenshot = {"at_s": round(at, 3), "png_base64": base64.b64encode(png).decode() if png else None,
+                              "note": f"taken {at:.2f} s after the navigation began (half-way through the producer's "
+                                      f"schedule) in {took * 1000:.0f} ms" + ("" if png else "; the capture failed")}
+        try:
+            resp = await nav
+            out.loaded = True
+            if resp is not None:
+                out.status, out.reason = resp.status, resp.status_text
+                out.content_type = resp.headers.get("content-type")
+        except Exception as e:  # noqa: BLE001 - a timeout or a net error is part of the record
+            out.load_error = _first_line(e)
+        if out.status is None and url in responses:
+            out.status, out.reason, out.content_type = responses[url]
+        if out.screenshot is None:
+            png = await _screenshot(page)
+            out.screenshot = {"at_s": round(time.monotonic() - t0, 3),
+                              "png_base64": base64.b64encode(png).decode() if png else None,
+                              "note": "the page had finished loading before half-way; taken after its load event"}
+        await _settle(page)
+        top = await _collect(page.main_frame)
+        if top is None:
+            return out
+        _fill(out, top, top["origin"])
+        if frames:
+            # each iframe, in the order it entered the holder's DOM, with its own page's record
+            children = {sub.url: sub for sub in page.main_frame.child_frames}
+            for seen in top.get("iframes") or []:
+                src = urljoin(page.url or url, seen["src"])
+                child = PageRecord(src)
+                sub = children.pop(src, None)
+                if src in responses:
+                    child.status, child.reason, child.content_type = responses[src]
+                data = await _collect(sub) if sub is not None else None
+                if data is not None:
+                    _fill(child, data, top["origin"])
+                out.iframes.append({"src": seen["src"], "inserted_s": _s(seen["inserted"]), "page": asdict(child)})
+    finally:
+        await page.close()
+    return out
+
+
+async def _screenshot(page) -> bytes | None:
+    """What the page shows now. Chrome DevTools' own capture, not ``page.screenshot()``, which
+    waits for a pending navigation to commit: mid-way through a held body, a user sees the page
+    that was there before (blank), and so must the screenshot."""
+    try:
+        cdp = await page.context.new_cdp_session(page)
+        try:
+            shot = await asyncio.wait_for(cdp.send("Page.captureScreenshot", {"format": "png"}), 5)
+        finally:
+            await cdp.detach()
+        return base64.b64decode(shot["data"])
+    except Exception:  # noqa: BLE001 - the screenshot is for the report only
+        return None
+
+
+async def _settle(page) -> None:
+    """Let the last frame be painted and its paint entries delivered."""
+    try:
+        await page.wait_for_function(
+            "() => { const r = window.__conformance; return r && Object.values(r.groups).every("
+            "g => g.frame !== null && (g.rendered !== null || g.shared || !r.elementTiming)); }",
+            timeout=SETTLE_S * 1000, polling=50)
+    except Exception:  # noqa: BLE001 - whatever has not come by now is recorded as missing
+        pass
+
+
+async def _collect(frame) -> dict | None:
+    try:
+        return await frame.evaluate(
+            "() => { const r = window.__conformance; if (!r) return null;"
+            " const nav = performance.getEntriesByType('navigation')[0];"
+            " return Object.assign({}, r, {nav: nav ? nav.toJSON() : null,"
+            " text: (document.documentElement ? document.documentElement.textContent : '').slice(0, 300)}); }")
+    except Exception:  # noqa: BLE001 - a frame that went away has nothing to say
+        return None
+
+
+def _s(ms, shift: float = 0.0) -> float | None:
+    return None if ms is None else round((ms + shift) / 1000, 4)
+
+
+def _fill(out: PageRecord, data: dict, top_origin: float) -> None:
+    """Copy the observer's findings into ``out``, on the top page's clock (for the holder's iframes)."""
+    shift = data["origin"] - top_origin
+    out.element_timing = bool(data.get("elementTiming"))
+    out.text_start = re.sub(r"\s+", " ", data.get("text") or "").strip()[:200]
+    out.groups = {k: {"inserted_s": _s(g["inserted"], shift), "frame_s": _s(g.get("frame"), shift),
+                      "rendered_s": _s(g.get("rendered"), shift)} for k, g in data["groups"].items()}
+    for name, t in data.get("paints") or []:
+        if name == "first-paint":
+            out.first_paint_s = _s(t, shift)
+        elif name == "first-contentful-paint":
+            out.first_contentful_paint_s = _s(t, shift)
+    nav = data.get("nav") or {}
+    out.navigation = {k: _s(nav[v], shift) for k, v in (
+        ("connect_start", "connectStart"), ("connect_end", "connectEnd"), ("request_start", "requestStart"),
+        ("response_start", "responseStart"), ("response_end", "responseEnd"),
+        ("dom_interactive", "domInteractive"), ("load_event_end", "loadEventEnd")) if nav.get(v)}
+
+
+# --- reading a record back: group times as the timing analysis numbers them ----------------
+
+def group_index(key: str, count: int) -> int | None:
+    """The countdown's group number of a key, as ``conformance.timing`` numbers them:
+    0 the opening, 1 "Liftoff in <count>" … <count> "Liftoff in 1", <count>+1 the closing."""
+    if key == "open":
+        return 0
+    if key == "end":
+        return count + 1
+    m = re.fullmatch(r"i(\d+)", key)
+    if m and 1 <= int(m.group(1)) <= count:
+        return count - int(m.group(1)) + 1
+    return None
+
+
+def timeline(page: PageRecord, count: int, when: str = "inserted") -> list[tuple[float, int]]:
+    """(time, group) for each group found, sorted by time. ``when``: "inserted" or "painted"."""
+    out = []
+    for key, g in page.groups.items():
+        k = group_index(key, count)
+        t = g.get("inserted_s") if when == "inserted" else page.painted_s(key)
+        if k is not None and t is not None:
+            out.append((t, k))
+    return sorted(out)
+
+
+def save_screenshots(report_dir: Path) -> list[Path]:
+    """Write the PNGs kept in a report dir's browser recordings to ``screenshots/`` beside them
+    (``<recording stem>-countdown.png``, ``…-holder.png``); return the files written."""
+    report_dir = Path(report_dir)
+    written = []
+    for path in sorted((report_dir / "recordings").glob("*.json")):
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if d.get("scenario") != SCENARIO:
+                continue
+            shots = BrowserRecording.from_dict(d).screenshots()
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        for name, png in shots.items():
+            out = report_dir / "screenshots" / f"{path.stem}-{name}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(png)
+            written.append(out)
+    return written
+
+
+@dataclass
+class Progress:
+    """A page's groups grouped into bursts, judged as ``delivery.progressive`` judges arrivals."""
+    times: list[tuple[float, int]]        # (seconds after navigation start, group)
+    bursts: list                          # conformance.timing.Burst, each with its groups
+    allowed: int                          # Margins.groups_per_burst()
+    expected: int                         # the countdown's separate writes in time (count + 2)
+
+    @property
+    def largest(self):
+        return max(self.bursts, key=lambda b: len(b.groups)) if self.bursts else None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.bursts) and len(self.largest.groups) <= self.allowed and \
+            len(self.bursts) >= min(2, self.expected)
+
+
+def progress(page: PageRecord, count: int, margins, when: str = "inserted") -> Progress:
+    """Group a page's DOM (or paint) times into bursts with the delivery analysis's own rule:
+    ``timing.split_bursts`` at ``Margins.burst_gap``, no burst carrying more than
+    ``Margins.groups_per_burst()`` of the producer's writes."""
+    from conformance.timing import split_bursts
+
+    times = timeline(page, count, when)
+    bursts = split_bursts([(t, 1) for t, _ in times], margins.burst_gap)
+    for t, k in times:
+        next(b for b in bursts if b.start <= t <= b.end).groups.append(k)
+    return Progress(times, bursts, margins.groups_per_burst(), count + 2)
+
+
+def page_record(d: dict | PageRecord) -> PageRecord:
+    return d if isinstance(d, PageRecord) else PageRecord(**d)

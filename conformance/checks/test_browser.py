@@ -1,0 +1,117 @@
+"""Browser — does a real browser show the countdown as it arrives?
+
+Headless Chromium (Debian's, driven with Playwright; see ``conformance/browser.py``) loads the
+target's countdown page. An observer injected before the page's first byte records when each of
+the countdown's groups enters the DOM and when it is painted, on the page's own clock. Those
+times are grouped into bursts with the same rule and margins as ``delivery.progressive``
+(``conformance.timing.split_bursts`` and ``Margins``): a page shown all at the end, though every
+byte came on time, is what users of a streaming endpoint actually complain about (a charset
+prescan, MIME sniffing, a renderer that holds paints).
+"""
+from conformance.browser import page_record, progress
+from conformance.catalogue import SHOULD, Finding, check, failed, passed
+from conformance.timing import Margins
+
+
+def ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def times(p) -> str:
+    return ", ".join(f"{t:.3f}" for t, _ in p.times)
+
+
+def describe(p, what: str) -> str:
+    largest = p.largest
+    n = len(p.bursts)
+    return (f"{what} in {n} burst{'s' * (n != 1)}, the largest (at {largest.start:.3f} s) carrying "
+            f"{len(largest.groups)} of them")
+
+
+@check("browser.progressive-render", SHOULD, "suite rule (HTML Standard §13.2 parsing; RFC 9112 §7.1)",
+       "A real browser renders the countdown as it arrives: in headless Chromium its items enter the "
+       "DOM and are painted in as many separate bursts as the producer has separate writes in time, "
+       "not all at the end.", scenario="browser", needs_success=False)
+def test_progressive_render(rec, target):
+    """Headless Chromium shows the countdown item by item, not all at the end."""
+    if rec.skip_reason:
+        return Finding("skip", rec.skip_reason)
+    page = rec.countdown
+    if page is None:
+        return Finding("error", "the browser recorded no page")
+    if page.status is not None and not 200 <= page.status < 300:
+        return Finding("error", f"HTTP {page.status} {page.reason} in Chromium", "a 2xx response")
+    count, interval = rec.count, rec.interval_s or target.interval
+    nav = page.navigation
+    rtt = max(0.0, (nav.get("connect_end") or 0) - (nav.get("connect_start") or 0))
+    margins = Margins(interval, rtt)
+    expected = count + 2
+    dom = progress(page, count, margins, "inserted")
+    paint = progress(page, count, margins, "painted")
+    how = "Element Timing" if page.element_timing else "requestAnimationFrame"
+    notes = []
+    if len(dom.times) < expected:
+        notes.append(f"{expected - len(dom.times)} of the {expected} groups never appeared in the page"
+                     + (f" (its text starts {page.text_start[:80]!r})" if page.text_start else ""))
+    if page.load_error:
+        notes.append(f"the navigation ended with: {page.load_error}")
+    if nav.get("response_start") is not None:
+        notes.append(f"Chromium's navigation timing: response from {ms(nav['response_start'])} to "
+                     f"{ms(nav.get('response_end'))}, first paint {ms(page.first_paint_s)}")
+    if page.content_type is not None:
+        notes.append(f"Content-Type {page.content_type!r}")
+    holder = holder_note(rec, margins)
+    if holder:
+        notes.append(holder)
+    tail = ("; " + "; ".join(notes)) if notes else ""
+    metrics = dict(expected_bursts=expected, groups_seen=len(dom.times), dom_bursts=len(dom.bursts),
+                   paint_bursts=len(paint.bursts), allowed_per_burst=dom.allowed,
+                   largest_dom_burst=len(dom.largest.groups) if dom.bursts else 0,
+                   largest_paint_burst=len(paint.largest.groups) if paint.bursts else 0,
+                   first_paint_s=page.first_paint_s,
+                   last_group_inserted_s=dom.times[-1][0] if dom.times else None)
+    expected_text = (f"the countdown's {expected} timed writes enter the DOM and are painted in separate bursts "
+                     f"(a burst = times less than {ms(margins.burst_gap)} apart), none carrying more than "
+                     f"{dom.allowed} of them")
+    if len(dom.times) < 2:
+        return failed(f"{rec.browser or 'Chromium'} showed {len(dom.times)} of the countdown's {expected} "
+                      f"timed writes{tail}", expected_text, **metrics)
+    observed = (f"{rec.browser or 'Chromium'}: the countdown's {len(dom.times)} timed writes "
+                f"{describe(dom, 'entered the DOM')} (at {times(dom)} s after navigation start)")
+    if paint.times:
+        observed += f"; {describe(paint, f'were painted ({how})')} (at {times(paint)} s)"
+    else:
+        observed += "; no paint was recorded"
+    ok = dom.ok and (paint.ok or not paint.times)
+    return (passed if ok else failed)(observed + tail, expected_text, **metrics)
+
+
+def holder_note(rec, margins) -> str:
+    """The holder page's iframes, for the report (not judged)."""
+    h = rec.holder
+    if h is None:
+        return f"holder page: {rec.holder_note}" if rec.holder_note else ""
+    if h.status is not None and not 200 <= h.status < 300:
+        return f"holder page {h.url}: HTTP {h.status}"
+    if not h.iframes:
+        return f"holder page {h.url}: no iframes" + (f" ({h.load_error})" if h.load_error else "")
+    parts = []
+    for f in h.iframes:
+        child = page_record(f["page"])
+        n = _count(f["src"])
+        if n is None:
+            parts.append(f"{f['src']} (not a countdown)")
+            continue
+        p = progress(child, n, margins, "inserted")
+        if not p.times:
+            parts.append(f"{f['src']} at {f['inserted_s']:.2f} s: nothing shown")
+            continue
+        verdict = "progressive" if p.ok else "held"
+        parts.append(f"{f['src']} at {f['inserted_s']:.2f} s: {len(p.times)}/{n + 2} groups in {len(p.bursts)} bursts, "
+                     f"{p.times[0][0]:.2f}–{p.times[-1][0]:.2f} s, {verdict}")
+    return f"holder page {h.url} ({len(h.iframes)} iframes): " + "; ".join(parts)
+
+
+def _count(src: str):
+    from conformance.timing import countdown_count
+    return countdown_count(src)
