@@ -392,8 +392,8 @@ class _ParseState:
             self.rec.framing_notes.append(detail)
 
     def finish(self) -> None:
-        self.rec.body_kept = bytes(self.body).decode("latin-1")
-        self.rec.raw_kept = bytes(self.raw).decode("latin-1")
+        self.rec.body_kept = self.body.decode("latin-1")  # straight from the bytearrays: no extra copy
+        self.rec.raw_kept = self.raw.decode("latin-1")
         if self.rec.head_t is None and self.rec.error is None and self.rec.end == "closed":
             self.rec.error = ("the connection closed before a complete response head" if self.rec.raw_bytes
                               else "the connection closed before a response head")
@@ -406,3 +406,71 @@ def _framing_of(rec: Recording, method: str) -> str:
     if codings:
         return "chunked" if codings[-1] == "chunked" else "close"
     return "content-length" if rec.header_values("content-length") else "close"
+
+
+# --- several exchanges on one connection (persistence, RFC 9112 §9.3) -------------------------
+
+def record_sequence(url: str, exchanges: list[Exchange], *, timeout: float = 10.0, deadline: float = 120.0,
+                    insecure: bool = False, secret_headers=()) -> list[Recording]:
+    """Record exchanges one after another on one connection, each as ``record()`` records it.
+
+    The next request is written only once the previous response has completed on a connection
+    that both sides may keep (see ``not_persistent``); otherwise the next recording gets an
+    ``error`` that says why, and nothing more is sent. Each exchange has its own ``deadline`` and
+    its times relative to its own request; later exchanges repeat the first one's ``connect_s``
+    (the round-trip estimate), since they make no handshake. Bytes that arrive after one response
+    ended are counted in its ``after_end_bytes`` (in the read that ended it) or, arriving later,
+    taken as the start of the next response.
+    """
+    ep = parse_url(url)
+    recs: list[Recording] = []
+    sock = None
+    try:
+        for ex in exchanges:
+            headers = request_headers(ep, ex)
+            rec = Recording(scenario=ex.scenario, url=url, method=ex.method, request_version=ex.http_version,
+                            request_headers=redact(headers, secret_headers))
+            if recs:
+                why = not_persistent(recs[-1])
+                if why:
+                    rec.error = f"not sent: {why}"
+                    recs.append(rec)
+                    break
+                rec.connect_s, rec.tls = recs[0].connect_s, recs[0].tls
+            recs.append(rec)
+            try:
+                wire, conn = _request(ep, ex, headers)
+            except (h11.LocalProtocolError, UnicodeError) as e:
+                rec.error = f"the request cannot be written: {e}"
+                break
+            if sock is None:
+                sock = _connect(ep, rec, min(timeout, deadline), insecure)
+                if sock is None:
+                    break
+            _exchange(sock, ex, wire, conn, rec, timeout, time.monotonic() + deadline, None)
+            if rec.error:
+                break
+    finally:
+        if sock is not None:
+            sock.close()
+    return recs
+
+
+def not_persistent(rec: Recording) -> str | None:
+    """Why the connection that carried ``rec`` cannot carry another exchange (None: it can).
+    RFC 9112 §9.3: a connection persists unless the request or the response said
+    ``Connection: close``, or the response was HTTP/1.0; and only a response that completed
+    leaves the connection at a message boundary."""
+    if rec.error:
+        return f"the previous exchange failed: {rec.error}"
+    if rec.request_version == "1.0":
+        return "the previous request was HTTP/1.0"
+    if any(k.lower() == "connection" and "close" in v.lower() for k, v in rec.request_headers):
+        return "the previous request said Connection: close"
+    if "close" in rec.header_list("connection"):
+        return "the server said Connection: close"
+    if rec.http_version == "1.0":
+        return "the server answered HTTP/1.0, which closes the connection"
+    if rec.end != "complete":
+        return f"the previous response did not complete ({rec.end})"
+    return None

@@ -1,0 +1,149 @@
+"""The recorder against hostile servers (targets/hostile.py): it always ends, stays small, says why.
+
+Each mode runs as its own process (``targets.launcher``), started once for this module and
+always stopped. Every recording here must return within a bound set by its own timeout or
+deadline (never the server's pace), keep what it holds under the caps, and end with an error
+or a definite ``end``, each one line.
+"""
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+
+import pytest
+
+from conformance import recorder, tolerant
+from conformance.recorder import READ_SIZE, Exchange, record
+from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
+from targets import launcher
+from targets.hostile import MODES
+
+SLACK = 3.0  # what a busy machine may add to a recording's own bound
+
+
+@pytest.fixture(scope="module")
+def servers():
+    running: dict[str, launcher.Running] = {}
+
+    def url(mode: str) -> str:
+        if mode not in running:
+            running[mode] = launcher.start(f"hostile-{mode}", ["{python}", "-m", "targets.hostile", mode, "{address}"])
+        return running[mode].base_url + "/"
+
+    try:
+        yield url
+    finally:
+        for server in running.values():
+            server.stop()
+
+
+def timed(url: str, bound: float, **kw) -> Recording:
+    t0 = time.monotonic()
+    rec = record(url, **kw)
+    took = time.monotonic() - t0
+    assert took < bound + SLACK, f"the recording took {took:.1f} s (bound {bound} s)"
+    check_bounded(rec)
+    return rec
+
+
+def check_bounded(rec: Recording) -> None:
+    assert rec.end is not None or rec.error, "neither an end nor an error"
+    for text in (rec.error, rec.end, rec.strict_error):
+        assert text is None or ("\n" not in text and len(text) < 300), text
+    assert len(rec.raw_kept) <= RAW_KEEP and len(rec.body_kept) <= BODY_KEEP
+    assert len(rec.reads) <= READS_KEEP and len(rec.pieces) <= PIECES_KEEP
+    assert len(rec.headers) <= HEAD_LIMIT and len(rec.framing_notes) <= 60
+    json.dumps(rec.to_dict())
+
+
+def test_every_mode_is_tested():
+    tested = {"slow-head", "endless-chunks", "flood", "garbage", "reset-mid-chunk", "huge-chunk-size", "endless-head",
+              "silent", "close"}
+    assert tested == set(MODES)
+
+
+def test_slow_head_times_out(servers):
+    rec = timed(servers("slow-head"), 0.5, timeout=0.5, deadline=30)
+    assert (rec.end, rec.error) == ("timeout", "no response head within 0.5 s")
+    assert 1 <= rec.raw_bytes <= 2
+
+
+def test_slow_head_meets_the_deadline(servers):
+    rec = timed(servers("slow-head"), 1.0, timeout=10, deadline=1.0)
+    assert (rec.end, rec.error) == ("deadline", "no response head before the recording's deadline")
+
+
+def test_endless_chunks_stop_at_the_deadline(servers):
+    rec = timed(servers("endless-chunks"), 0.6, timeout=5, deadline=0.6)
+    assert (rec.end, rec.error, rec.status, rec.parser) == ("deadline", None, 200, "h11")
+    assert len(rec.pieces) >= 2 and rec.body.startswith(b"tick 0\ntick 1\n")
+    assert rec.end_t >= rec.pieces[-1].t
+
+
+def test_flood_keeps_bounded_reads_pieces_and_memory(servers, monkeypatch):
+    for module in (recorder, tolerant):
+        monkeypatch.setattr(module, "PIECES_KEEP", 20)
+    monkeypatch.setattr(recorder, "READS_KEEP", 20)
+    url = servers("flood")
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        rec = record(url, timeout=5, deadline=0.8)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - t0 < 0.8 + SLACK
+    check_bounded(rec)
+    assert (rec.end, rec.error) == ("deadline", None)
+    assert len(rec.reads) == 20 and rec.reads_dropped > 0
+    assert len(rec.pieces) == 20 and rec.pieces_dropped > 0
+    assert rec.raw_bytes > 20 and len(rec.raw_kept) == min(rec.raw_bytes, RAW_KEEP)
+    assert len(rec.body_kept) == min(rec.body_bytes, BODY_KEEP)
+    # the kept raw bytes (twice at the end: the buffer and the text it becomes), the body, the
+    # read buffer, and little else, however much the server sends
+    assert peak < 2 * RAW_KEEP + 2 * BODY_KEEP + 4 * READ_SIZE + 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_garbage_is_abandoned_at_once(servers):
+    rec = timed(servers("garbage"), 0.5, timeout=10, deadline=30)
+    assert rec.end == "abandoned" and rec.error.startswith("not an HTTP/1.x response: it starts b'\\x00\\xffGARBAGE")
+    assert rec.raw_bytes < 1000
+
+
+def test_reset_mid_chunk(servers):
+    rec = timed(servers("reset-mid-chunk"), 5, timeout=5, deadline=30)
+    assert rec.end == "reset"
+    if rec.head_t is None:  # the reset can overtake what was sent before it
+        assert rec.error == "the connection was reset before a response head"
+    else:
+        assert rec.error is None and rec.body_bytes <= 0x200
+        assert any(n.startswith("ConnectionResetError") for n in rec.framing_notes)
+
+
+def test_huge_chunk_size(servers):
+    rec = timed(servers("huge-chunk-size"), 0.6, timeout=5, deadline=0.6)
+    assert (rec.end, rec.error, rec.status) == ("deadline", None, 200)
+    assert rec.body_bytes >= 1024 and set(rec.body) == {ord("z")}
+    assert rec.pieces[0].chunk_start and not any(p.chunk_end for p in rec.pieces)
+
+
+def test_endless_head_is_abandoned_at_the_head_limit(servers):
+    rec = timed(servers("endless-head"), 1.0, timeout=10, deadline=30)
+    assert rec.end == "abandoned" and rec.error == f"response head larger than {HEAD_LIMIT} bytes"
+    assert rec.raw_bytes <= HEAD_LIMIT + 2 * READ_SIZE and rec.status is None
+
+
+def test_silent_server_times_out(servers):
+    rec = timed(servers("silent"), 0.4, timeout=0.4, deadline=30)
+    assert (rec.end, rec.error, rec.reads) == ("timeout", "no response head within 0.4 s", [])
+
+
+@pytest.mark.parametrize("exchange", [Exchange(), Exchange("head", "HEAD", after_end_wait=0.2)], ids=["get", "head"])
+def test_immediate_close(servers, exchange):
+    rec = timed(servers("close"), 0.5, exchange=exchange, timeout=5, deadline=30)
+    # a close with the request unread is sent as a reset by the kernel: either is an honest end
+    assert rec.error in ("the connection closed before a response head",
+                         "the connection was reset before a response head") or \
+        rec.error.startswith("sending the request failed"), rec.error
+    assert rec.status is None and rec.body_bytes == 0
