@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import importlib.util
 import json
 import os
@@ -43,6 +44,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from conformance.scenarios import Context, Scenario, register
+from conformance.timing import countdown_count, countdown_group_offsets, split_bursts
 
 SCENARIO = "browser"
 CHROMIUM_ENV = "CONFORMANCE_CHROMIUM"
@@ -61,6 +63,7 @@ HOLDER_SPAN_INTERVALS = 17
 HOLDER_PATH = "/"
 # After the load event: how long to wait for the last paint entries (a frame is ~17 ms).
 SETTLE_S = 1.0
+CHUNKS_KEEP = 5000   # network pieces kept per document
 # Only one Chromium at a time in this process (see the module's docstring).
 _ONE_BROWSER = threading.Lock()
 
@@ -165,6 +168,8 @@ class PageRecord:
     groups: dict = field(default_factory=dict)
     iframes: list = field(default_factory=list)   # holder: [{"src", "inserted_s", "page": PageRecord dict}]
     screenshot: dict | None = None        # {"at_s", "png_base64", "note"}
+    # Chromium's network view of the body: {"pieces": [[t_s, bytes], …], "bytes": n} (DevTools)
+    network: dict = field(default_factory=dict)
     text_start: str = ""                  # the first characters of the page's text
 
     def painted_s(self, key: str) -> float | None:
@@ -319,13 +324,16 @@ async def _load(context, url: str, budget: float, shot_at: float, frames: bool =
         if r.request.resource_type == "document":
             responses.setdefault(r.url, (r.status, r.status_text, r.headers.get("content-type")))
     page.on("response", on_response)
+    cdp = await context.new_cdp_session(page)
+    net = _Network(cdp)
+    await cdp.send("Network.enable")
     try:
         t0 = time.monotonic()
         nav = asyncio.ensure_future(page.goto(url, wait_until="load", timeout=budget * 1000))
         await asyncio.wait({nav}, timeout=shot_at)
         if not nav.done():
             at = time.monotonic() - t0
-            png = await _screenshot(page)
+            png = await _screenshot(cdp)
             took = time.monotonic() - t0 - at
             out.screenshot = {"at_s": round(at, 3), "png_base64": base64.b64encode(png).decode() if png else None,
                               "note": f"taken {at:.2f} s after the navigation began (half-way through the producer's "
@@ -341,7 +349,7 @@ async def _load(context, url: str, budget: float, shot_at: float, frames: bool =
         if out.status is None and url in responses:
             out.status, out.reason, out.content_type = responses[url]
         if out.screenshot is None:
-            png = await _screenshot(page)
+            png = await _screenshot(cdp)
             out.screenshot = {"at_s": round(time.monotonic() - t0, 3),
                               "png_base64": base64.b64encode(png).decode() if png else None,
                               "note": "the page had finished loading before half-way; taken after its load event"}
@@ -349,7 +357,7 @@ async def _load(context, url: str, budget: float, shot_at: float, frames: bool =
         top = await _collect(page.main_frame)
         if top is None:
             return out
-        _fill(out, top, top["origin"])
+        _fill(out, top, top["origin"], await net.document(url), countdown_count(urlsplit(url).path))
         if frames:
             # each iframe, in the order it entered the holder's DOM, with its own page's record
             children = {sub.url: sub for sub in page.main_frame.child_frames}
@@ -361,23 +369,58 @@ async def _load(context, url: str, budget: float, shot_at: float, frames: bool =
                     child.status, child.reason, child.content_type = responses[src]
                 data = await _collect(sub) if sub is not None else None
                 if data is not None:
-                    _fill(child, data, top["origin"])
+                    _fill(child, data, top["origin"], await net.document(src), countdown_count(seen["src"]))
                 out.iframes.append({"src": seen["src"], "inserted_s": _s(seen["inserted"]), "page": asdict(child)})
     finally:
         await page.close()
     return out
 
 
-async def _screenshot(page) -> bytes | None:
+class _Network:
+    """When each piece of a document's body reached Chromium (DevTools' ``Network.dataReceived``,
+    on DevTools' monotonic clock), and the body itself, to tell a browser's own hold (a charset
+    prescan, MIME sniffing) from bytes that came late."""
+
+    def __init__(self, cdp):
+        self.cdp = cdp
+        self.docs: dict[str, dict] = {}   # requestId -> {"url", "timing", "chunks": [(ts, bytes)]}
+        cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.responseReceived", self._response)
+        cdp.on("Network.dataReceived", self._data)
+
+    def _sent(self, p):
+        if p.get("type") == "Document":
+            self.docs[p["requestId"]] = {"url": p["request"]["url"], "timing": None, "chunks": []}
+
+    def _response(self, p):
+        if p.get("requestId") in self.docs:
+            self.docs[p["requestId"]]["timing"] = p["response"].get("timing")
+
+    def _data(self, p):
+        doc = self.docs.get(p.get("requestId"))
+        if doc is not None and len(doc["chunks"]) < CHUNKS_KEEP:
+            doc["chunks"].append((p["timestamp"], p.get("dataLength") or 0))
+
+    async def document(self, url: str) -> dict | None:
+        """The last document request for ``url``, with its body (bytes) when Chromium still has it."""
+        rid = next((r for r, d in reversed(self.docs.items()) if d["url"] == url), None)
+        if rid is None or not self.docs[rid]["timing"]:
+            return None
+        doc = dict(self.docs[rid], body=None)
+        try:
+            got = await asyncio.wait_for(self.cdp.send("Network.getResponseBody", {"requestId": rid}), 5)
+            doc["body"] = base64.b64decode(got["body"]) if got.get("base64Encoded") else got["body"].encode("utf-8")
+        except Exception:  # noqa: BLE001 - without the body, pieces are kept but not matched to groups
+            pass
+        return doc
+
+
+async def _screenshot(cdp) -> bytes | None:
     """What the page shows now. Chrome DevTools' own capture, not ``page.screenshot()``, which
     waits for a pending navigation to commit: mid-way through a held body, a user sees the page
     that was there before (blank), and so must the screenshot."""
     try:
-        cdp = await page.context.new_cdp_session(page)
-        try:
-            shot = await asyncio.wait_for(cdp.send("Page.captureScreenshot", {"format": "png"}), 5)
-        finally:
-            await cdp.detach()
+        shot = await asyncio.wait_for(cdp.send("Page.captureScreenshot", {"format": "png"}), 5)
         return base64.b64decode(shot["data"])
     except Exception:  # noqa: BLE001 - the screenshot is for the report only
         return None
@@ -409,13 +452,15 @@ def _s(ms, shift: float = 0.0) -> float | None:
     return None if ms is None else round((ms + shift) / 1000, 4)
 
 
-def _fill(out: PageRecord, data: dict, top_origin: float) -> None:
-    """Copy the observer's findings into ``out``, on the top page's clock (for the holder's iframes)."""
+def _fill(out: PageRecord, data: dict, top_origin: float, doc: dict | None = None, count: int | None = None) -> None:
+    """Copy the observer's findings (and Chromium's network view of the document) into ``out``,
+    on the top page's clock (for the holder's iframes)."""
     shift = data["origin"] - top_origin
     out.element_timing = bool(data.get("elementTiming"))
     out.text_start = re.sub(r"\s+", " ", data.get("text") or "").strip()[:200]
     out.groups = {k: {"inserted_s": _s(g["inserted"], shift), "frame_s": _s(g.get("frame"), shift),
-                      "rendered_s": _s(g.get("rendered"), shift)} for k, g in data["groups"].items()}
+                      "rendered_s": _s(g.get("rendered"), shift), "arrived_s": None}
+                  for k, g in data["groups"].items()}
     for name, t in data.get("paints") or []:
         if name == "first-paint":
             out.first_paint_s = _s(t, shift)
@@ -426,6 +471,26 @@ def _fill(out: PageRecord, data: dict, top_origin: float) -> None:
         ("connect_start", "connectStart"), ("connect_end", "connectEnd"), ("request_start", "requestStart"),
         ("response_start", "responseStart"), ("response_end", "responseEnd"),
         ("dom_interactive", "domInteractive"), ("load_event_end", "loadEventEnd")) if nav.get(v)}
+    if doc is None or not nav.get("requestStart"):
+        return
+    # DevTools' clock to the page's: the request was sent at requestTime + sendStart (DevTools)
+    # and at requestStart (the page's navigation timing).
+    timing = doc["timing"]
+    base = (nav["requestStart"] + shift) / 1000 - timing["requestTime"] - timing.get("sendStart", 0) / 1000
+    chunks = [(round(ts + base, 4), n) for ts, n in doc["chunks"]]
+    out.network = {"pieces": chunks, "bytes": sum(n for _, n in chunks)}
+    body = doc.get("body")
+    if not body or count is None:
+        return
+    ends, total = [], 0
+    for _, n in chunks:
+        total += n
+        ends.append(total)
+    for k, off in enumerate(countdown_group_offsets(body, count)):
+        key = "open" if k == 0 else "end" if k == count + 1 else f"i{count - k + 1}"
+        i = bisect.bisect_right(ends, off) if off is not None else len(ends)
+        if key in out.groups and i < len(ends):
+            out.groups[key]["arrived_s"] = chunks[i][0]
 
 
 # --- reading a record back: group times as the timing analysis numbers them ----------------
@@ -497,8 +562,6 @@ def progress(page: PageRecord, count: int, margins, when: str = "inserted") -> P
     """Group a page's DOM (or paint) times into bursts with the delivery analysis's own rule:
     ``timing.split_bursts`` at ``Margins.burst_gap``, no burst carrying more than
     ``Margins.groups_per_burst()`` of the producer's writes."""
-    from conformance.timing import split_bursts
-
     times = timeline(page, count, when)
     bursts = split_bursts([(t, 1) for t, _ in times], margins.burst_gap)
     for t, k in times:

@@ -2,30 +2,40 @@
 
 Headless Chromium (Debian's, driven with Playwright; see ``conformance/browser.py``) loads the
 target's countdown page. An observer injected before the page's first byte records when each of
-the countdown's groups enters the DOM and when it is painted, on the page's own clock. Those
+the countdown's groups enters the DOM and when it is painted, on the page's own clock. The DOM
 times are grouped into bursts with the same rule and margins as ``delivery.progressive``
-(``conformance.timing.split_bursts`` and ``Margins``): a page shown all at the end, though every
-byte came on time, is what users of a streaming endpoint actually complain about (a charset
-prescan, MIME sniffing, a renderer that holds paints).
+(``conformance.timing.split_bursts`` and ``Margins``), and so are the paint times: a page shown
+all at the end, though every byte was sent on time, is what users of a streaming endpoint
+actually see when something holds it (a proxy, a charset prescan, MIME sniffing).
+
+Chromium's own network view (when its network service handed each group's bytes to the page,
+after any MIME sniffing) is shown beside the DOM times, so a hold in the renderer can be told
+from bytes that came late or were held for sniffing; the verdict reads the DOM and paint times
+against the producer's schedule, as a user would.
 """
 from conformance.browser import page_record, progress
 from conformance.catalogue import SHOULD, Finding, check, failed, passed
-from conformance.timing import Margins
+from conformance.timing import Margins, countdown_count, median
 
 
 def ms(seconds) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def times(p) -> str:
-    return ", ".join(f"{t:.3f}" for t, _ in p.times)
+def at(times) -> str:
+    return ", ".join(f"{t:.3f}" for t in times)
 
 
-def describe(p, what: str) -> str:
-    largest = p.largest
-    n = len(p.bursts)
+def bursts(p, what: str) -> str:
+    n, largest = len(p.bursts), p.largest
     return (f"{what} in {n} burst{'s' * (n != 1)}, the largest (at {largest.start:.3f} s) carrying "
-            f"{len(largest.groups)} of them")
+            f"{len(largest.groups)} of them (at {at(t for t, _ in p.times)} s)")
+
+
+def hold_times(page) -> list[tuple[str, float]]:
+    """(group, seconds from its bytes reaching Chromium's network stack to its entering the DOM)."""
+    return [(k, round(g["inserted_s"] - g["arrived_s"], 4)) for k, g in page.groups.items()
+            if g.get("arrived_s") is not None and g.get("inserted_s") is not None]
 
 
 @check("browser.progressive-render", SHOULD, "suite rule (HTML Standard §13.2 parsing; RFC 9112 §7.1)",
@@ -48,46 +58,53 @@ def test_progressive_render(rec, target):
     expected = count + 2
     dom = progress(page, count, margins, "inserted")
     paint = progress(page, count, margins, "painted")
-    how = "Element Timing" if page.element_timing else "requestAnimationFrame"
+    holds = hold_times(page)
+    browser = rec.browser or "Chromium"
+
     notes = []
+    if holds:
+        worst = max(holds, key=lambda h: h[1])
+        arrived = sorted(g["arrived_s"] for g in page.groups.values() if g.get("arrived_s") is not None)
+        notes.append(f"Chromium's network service handed each group's bytes to the page (DevTools "
+                     f"Network.dataReceived) at {at(arrived)} s; from there to the DOM took "
+                     f"{ms(median([h for _, h in holds]))} (median), at most {ms(worst[1])} ({worst[0]})")
     if len(dom.times) < expected:
         notes.append(f"{expected - len(dom.times)} of the {expected} groups never appeared in the page"
                      + (f" (its text starts {page.text_start[:80]!r})" if page.text_start else ""))
     if page.load_error:
         notes.append(f"the navigation ended with: {page.load_error}")
     if nav.get("response_start") is not None:
-        notes.append(f"Chromium's navigation timing: response from {ms(nav['response_start'])} to "
-                     f"{ms(nav.get('response_end'))}, first paint {ms(page.first_paint_s)}")
+        notes.append(f"navigation timing: response {ms(nav['response_start'])} to {ms(nav.get('response_end'))}, "
+                     f"first paint {ms(page.first_paint_s)}")
     if page.content_type is not None:
         notes.append(f"Content-Type {page.content_type!r}")
     holder = holder_note(rec, margins)
     if holder:
         notes.append(holder)
     tail = ("; " + "; ".join(notes)) if notes else ""
+
     metrics = dict(expected_bursts=expected, groups_seen=len(dom.times), dom_bursts=len(dom.bursts),
                    paint_bursts=len(paint.bursts), allowed_per_burst=dom.allowed,
                    largest_dom_burst=len(dom.largest.groups) if dom.bursts else 0,
                    largest_paint_burst=len(paint.largest.groups) if paint.bursts else 0,
                    first_paint_s=page.first_paint_s,
-                   last_group_inserted_s=dom.times[-1][0] if dom.times else None)
+                   last_group_inserted_s=dom.times[-1][0] if dom.times else None,
+                   browser_hold_max_s=max((h for _, h in holds), default=None))
     expected_text = (f"the countdown's {expected} timed writes enter the DOM and are painted in separate bursts "
                      f"(a burst = times less than {ms(margins.burst_gap)} apart), none carrying more than "
                      f"{dom.allowed} of them")
     if len(dom.times) < 2:
-        return failed(f"{rec.browser or 'Chromium'} showed {len(dom.times)} of the countdown's {expected} "
-                      f"timed writes{tail}", expected_text, **metrics)
-    observed = (f"{rec.browser or 'Chromium'}: the countdown's {len(dom.times)} timed writes "
-                f"{describe(dom, 'entered the DOM')} (at {times(dom)} s after navigation start)")
-    if paint.times:
-        observed += f"; {describe(paint, f'were painted ({how})')} (at {times(paint)} s)"
-    else:
-        observed += "; no paint was recorded"
+        return failed(f"{browser} showed {len(dom.times)} of the countdown's {expected} timed writes{tail}",
+                      expected_text, **metrics)
+    how = "Element Timing" if page.element_timing else "requestAnimationFrame"
+    observed = f"{browser}: the countdown's {len(dom.times)} timed writes {bursts(dom, 'entered the DOM')}"
+    observed += f"; {bursts(paint, f'were painted ({how})')}" if paint.times else "; no paint was recorded"
     ok = dom.ok and (paint.ok or not paint.times)
     return (passed if ok else failed)(observed + tail, expected_text, **metrics)
 
 
 def holder_note(rec, margins) -> str:
-    """The holder page's iframes, for the report (not judged)."""
+    """The holder page's iframes, for the report (noted, not judged)."""
     h = rec.holder
     if h is None:
         return f"holder page: {rec.holder_note}" if rec.holder_note else ""
@@ -97,21 +114,15 @@ def holder_note(rec, margins) -> str:
         return f"holder page {h.url}: no iframes" + (f" ({h.load_error})" if h.load_error else "")
     parts = []
     for f in h.iframes:
-        child = page_record(f["page"])
-        n = _count(f["src"])
+        n = countdown_count(f["src"])
         if n is None:
             parts.append(f"{f['src']} (not a countdown)")
             continue
-        p = progress(child, n, margins, "inserted")
+        p = progress(page_record(f["page"]), n, margins, "inserted")
+        where = f"{f['src']} (in the DOM at {f['inserted_s']:.2f} s)"
         if not p.times:
-            parts.append(f"{f['src']} at {f['inserted_s']:.2f} s: nothing shown")
+            parts.append(f"{where}: nothing shown")
             continue
-        verdict = "progressive" if p.ok else "held"
-        parts.append(f"{f['src']} at {f['inserted_s']:.2f} s: {len(p.times)}/{n + 2} groups in {len(p.bursts)} bursts, "
-                     f"{p.times[0][0]:.2f}–{p.times[-1][0]:.2f} s, {verdict}")
-    return f"holder page {h.url} ({len(h.iframes)} iframes): " + "; ".join(parts)
-
-
-def _count(src: str):
-    from conformance.timing import countdown_count
-    return countdown_count(src)
+        parts.append(f"{where}: {len(p.times)}/{n + 2} groups in {len(p.bursts)} bursts from {p.times[0][0]:.2f} "
+                     f"to {p.times[-1][0]:.2f} s, {'progressive' if p.ok else 'held'}")
+    return f"holder page {h.url}, {len(h.iframes)} iframes: " + "; ".join(parts)
