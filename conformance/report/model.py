@@ -7,6 +7,7 @@ names and values, body and wire bytes, and the observed texts that quote them) p
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -26,6 +27,8 @@ VERDICT_MEANING = {
 }
 EXIT_MEANING = {0: "nothing failed or errored", 1: "a check failed", 2: "interrupted", 4: "usage error",
                 5: "no check ran", 6: "a target could not be reached or judged"}
+SCENARIO_ORDER = ("get", "get-http10", "head")
+GROUP_ORDER = ("framing", "delivery", "browser", "client")   # the catalogue's order (DESIGN.md)
 RECORDING_HREF = re.compile(r"recordings/[A-Za-z0-9._-]+\.json")
 WIRE_HEAD_ROWS, WIRE_TAIL_ROWS = 200, 20
 WIRE_FIRST_BYTES, WIRE_LAST_BYTES = 40, 16
@@ -56,6 +59,7 @@ class RecordingView:
     href: str | None
     scenario: str
     load_error: str | None = None
+    kind: str = "exchange"            # "exchange" (a Recording), or "other" (shown as its fields)
     url: str = ""
     method: str = ""
     request_version: str = ""
@@ -143,7 +147,7 @@ def build(report_dir: Path) -> Report:
     for r in results:
         if str(r.get("check")) not in check_order:
             check_order.append(str(r.get("check")))
-    groups = list(dict.fromkeys(c.split(".")[0] for c in check_order))
+    groups = list(GROUP_ORDER) + [g for g in dict.fromkeys(c.split(".")[0] for c in check_order) if g not in GROUP_ORDER]
     check_order.sort(key=lambda c: groups.index(c.split(".")[0]))
     cells: dict[tuple[int, str], ResultView] = {}
     rec_anchor: dict[tuple[int, str], str] = {}
@@ -186,6 +190,9 @@ def build(report_dir: Path) -> Report:
         view = _recording_view(report_dir, href, anchor, entry, results, ids[ti])
         view.checks = [v for v in targets[ti].results if v.recording_href == href]
         targets[ti].recordings.append(view)
+    for t in targets:  # the plain GET first: it is the stream most checks read
+        t.recordings.sort(key=lambda v: SCENARIO_ORDER.index(v.scenario) if v.scenario in SCENARIO_ORDER
+                          else len(SCENARIO_ORDER))
 
     # at a glance: each target's plain GET (the stream the delivery checks read)
     overview = []
@@ -208,12 +215,36 @@ def build(report_dir: Path) -> Report:
         totals=Counter(v.verdict for v in cells.values()))
 
 
-def _load_recording(report_dir: Path, href: str) -> Recording:
+RECORDING_FIELDS = {f.name for f in dataclasses.fields(Recording)}
+
+
+def _load_recording(report_dir: Path, href: str) -> Recording | dict:
+    """A wire exchange as a ``Recording``; any other kind of recording (a browser's, say) as
+    its plain dict."""
     base = (report_dir / "recordings").resolve()
     path = (report_dir / href).resolve()
     if path.parent != base:
         raise ValueError("the recording is not in the report dir's recordings/")
-    return Recording.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(d, dict):
+        raise ValueError("the recording is not a JSON object")
+    if not {"reads", "pieces", "headers"} <= d.keys():
+        return d
+    return Recording.from_dict({k: v for k, v in d.items() if k in RECORDING_FIELDS})
+
+
+def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
+    """A recording that is not a wire exchange: its fields, as text."""
+    view.kind = "other"
+    view.scenario = tx.visible(d.get("scenario", view.scenario), tx.ID_CAP)
+    view.url = tx.visible(d.get("url", ""), tx.URL_CAP)
+    view.error = tx.visible(d["error"], tx.TEXT_CAP) if d.get("error") else None
+    for k, v in list(d.items())[:60]:
+        if k in ("scenario", "url", "error") or v in (None, "", [], {}):
+            continue
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+        view.facts.append((tx.visible(k, 80), tx.visible(text, 600)))
+    return view
 
 
 def _schedule_params(entry: dict, rec: Recording, results: list[dict], target_id: str):
@@ -246,6 +277,8 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
     except (OSError, ValueError, TypeError, KeyError) as e:
         view.load_error = tx.visible(f"could not read {href}: {e}", 400)
         return view
+    if isinstance(rec, dict):
+        return _other_view(view, rec)
     view.scenario = tx.visible(rec.scenario, tx.ID_CAP)
     view.url = tx.visible(rec.url, tx.URL_CAP)
     view.method = tx.visible(rec.method, 20)
@@ -274,12 +307,16 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
         ("TLS", tx.visible(", ".join(f"{k} {v}" for k, v in (rec.tls or {}).items()), 200)),
     ) if v]
     if rec.strict_error:
-        view.notes.append("h11 (strict): " + tx.visible(rec.strict_error, 400))
+        who = "h11 (strict)" if rec.parser in ("h11", "tolerant") else rec.parser
+        view.notes.append(tx.visible(f"{who}: {rec.strict_error}", 400))
+    dropped = [f"{n} {what} past the recorder's limit were counted but not kept"
+               for n, what in ((getattr(rec, "reads_dropped", 0), "reads"), (getattr(rec, "pieces_dropped", 0), "body pieces")) if n]
+    view.notes += dropped
     view.notes += [tx.visible(n, 400) for n in rec.framing_notes[:50]]
 
     # the timeline, from the suite's own delivery analysis
     profile, interval, count, expect_bursts = _schedule_params(entry, rec, results, target_id)
-    if not (rec.error and not rec.reads):
+    if rec.reads or rec.pieces or rec.head_t is not None:
         delivery, schedule, note = None, [], ""
         if rec.method.upper() == "HEAD":
             note = "HEAD: no body is expected"
@@ -292,6 +329,8 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
                 schedule = [k * interval for k in range(len(delivery.group_times))]
             elif delivery is not None and delivery.span > 0:
                 schedule = [k * interval for k in range(delivery.expected_groups)]
+            elif delivery is not None and delivery.notes:
+                note = f"schedule not drawn: {delivery.notes[-1]}"
             else:
                 note = "the producer's schedule is unknown (bytes profile without --expect-bursts)"
         late_after = (delivery.rtt if delivery else 0.0) + max(interval, 0.02)
@@ -299,6 +338,7 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
         view.timeline.caption = [tx.visible(c, 400) for c in view.timeline.caption]
         view.compact = timeline.build(rec, delivery, schedule, late_after, timeline.COMPACT)
         view.compact.caption = view.timeline.caption
+        view.compact.summary = tx.visible(view.compact.summary, 400)
 
     # the wire log: every read with its first and last bytes
     raw = rec.raw_kept

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from conformance.recording import Recording
-from conformance.report.text import ms, size
+from conformance.report.text import clip, ms, size
 from conformance.timing import Delivery
 
 BUCKET_PX = 1.0                 # marks closer than this are merged
@@ -71,6 +71,7 @@ class Timeline:
     shapes: list[Shape] = field(default_factory=list)
     lanes: list[Shape] = field(default_factory=list)
     caption: list[str] = field(default_factory=list)
+    summary: str = ""            # one line for the at-a-glance figure
     description: str = ""        # for the svg's <desc> (screen readers)
 
     def add(self, *shapes: Shape) -> None:
@@ -175,7 +176,7 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
             if got is not None:
                 tl.add(Shape("line", f"link {state}", x(t), py + ph, x2=x(got), y2=BODY[0] - 6, title=tip))
     elif schedule_note and L.labels:
-        tl.add(Shape("text", "note", LEFT + 8, py + ph / 2 + 4, text=schedule_note))
+        tl.add(Shape("text", "note", LEFT + 8, py + ph / 2 + 4, text=clip(schedule_note, 150)))
 
     # body pieces, size-scaled
     by, bh = BODY
@@ -196,6 +197,9 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
     # reads, size-scaled
     if L.reads is not None:
         _reads(tl, reads, x, L.reads, rec.end_t if rec.after_end_bytes else None)
+        if not reads and L.labels:
+            tl.add(Shape("text", "note", LEFT + 8, L.reads[0] + L.reads[1] / 2 + 4,
+                         text=f"no wire reads recorded (the {rec.parser} client does not show them)"))
     if L.labels:
         _markers(tl, rec, pieces, x, L)
     else:  # compact: only where the first body byte came
@@ -203,6 +207,7 @@ def build(rec: Recording, d: Delivery | None, schedule: list[float], late_after:
             tl.add(Shape("line", "marker m-first", x(pieces[0].t), PRODUCER[0], x2=x(pieces[0].t), y2=AXIS_Y,
                          title=f"first body byte {ms(pieces[0].t)}"))
     tl.caption = _caption(rec, d, schedule, pieces)
+    tl.summary = _summary(rec, d, schedule, pieces)
     tl.description = "; ".join(tl.caption)
     return tl
 
@@ -262,6 +267,23 @@ def _axis_label(t: float, step: float) -> str:
     return f"{round(t * 1000, 6):g} ms"
 
 
+def _summary(rec: Recording, d: Delivery | None, schedule: list[float], pieces) -> str:
+    if not pieces:
+        return f"no body bytes arrived ({rec.end or 'no end'})"
+    parts = []
+    if d and d.group_times:
+        carrying = sum(1 for b in d.bursts if b.groups)
+        parts.append(f"{d.expected_groups} write groups arrived in {carrying} burst{'' if carrying == 1 else 's'}")
+    elif d:
+        parts.append(f"{len(d.bursts)} burst{'' if len(d.bursts) == 1 else 's'}")
+    parts.append(f"first body byte {ms(pieces[0].t)}")
+    if schedule and len(schedule) > 1:
+        mid = schedule[-1] / 2 + (d.rtt if d else 0.0)
+        total = sum(p.size for p in pieces)
+        parts.append(f"{100 * sum(p.size for p in pieces if p.t <= mid) / total:.0f}% of the body by mid-schedule")
+    return " · ".join(parts)
+
+
 def _caption(rec: Recording, d: Delivery | None, schedule: list[float], pieces) -> list[str]:
     out: list[str] = []
     if d and d.bursts:
@@ -280,6 +302,9 @@ def _caption(rec: Recording, d: Delivery | None, schedule: list[float], pieces) 
         by_mid = sum(p.size for p in pieces if p.t <= mid)
         total = sum(p.size for p in pieces)
         out.append(f"{100 * by_mid / total:.0f}% of the body had arrived by mid-schedule ({ms(mid)})")
+    dropped = getattr(rec, "reads_dropped", 0) or getattr(rec, "pieces_dropped", 0)
+    if dropped:
+        out.append("the recording kept only its first reads and pieces: the drawing stops where they do")
     if rec.end:
         out.append(f"ended: {rec.end}" + (f" at {ms(rec.end_t)}" if rec.end_t is not None else ""))
     if rec.after_end_bytes:
