@@ -115,7 +115,11 @@ def pytest_configure(config: pytest.Config) -> None:
                       large_size=config.option.large_size, repeat=config.option.repeat,
                       baseline=Path(config.option.baseline) if config.option.baseline else None,
                       secret_headers=tuple(n for n, _ in _headers(config.option.header)))
-    config.stash[RUN_KEY] = Run(targets_from_options(config), options)
+    from conformance.gate import BaselineError
+    try:
+        config.stash[RUN_KEY] = Run(targets_from_options(config), options)
+    except BaselineError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -188,6 +192,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         tr.write_line(f"{t.id:<28} {text}   {url}")
         if t.launch_error:
             tr.write_line(f"  could not start: {t.launch_error.splitlines()[-1]}")
+        if t.skip_reason:
+            tr.write_line(f"  skipped: {t.skip_reason}", yellow=True)
     errors: dict[tuple[str, str], list[str]] = {}
     for r in run.results:
         if r["verdict"] == "error":
@@ -199,4 +205,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line("\n" + catalogue.describe(r), red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
     path = getattr(config, "_conformance_results", None)
     if path:
+        comparison = run.comparison()   # --baseline: the CI gate (conformance/gate.py)
+        if comparison is not None:
+            tr.write_line("")
+            for colour, line in comparison.summary_lines():
+                tr.write_line(line, **({colour: True} if colour else {}))
         tr.write_line(f"\nresults: {path}   exit code: {run.exit_code()}")

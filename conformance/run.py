@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import SUITE_NAME, __version__
+from conformance import SUITE_NAME, __version__, gate
 from conformance.catalogue import Check, Finding
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
@@ -48,8 +48,10 @@ class TargetRun:
         self.target, self.run = target, run
         self.server: launcher.Running | None = None
         self.launch_error: str | None = None
+        self.skip_reason: str | None = None   # a built-in whose program is not installed
         self.scenarios: list[str] = []
         self._futures: dict[str, Future] = {}
+        self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
 
     @property
@@ -65,13 +67,16 @@ class TargetRun:
     def guard_timeout(self) -> float:
         """pytest-timeout's last guard for one check test: every recording of this target may run
         to its deadline before the test gets its own, plus time to start a server."""
-        return len(SCENARIOS) * self.recording_deadline() + 60
+        return max(1, self.run.options.repeat) * len(SCENARIOS) * self.recording_deadline() + 60
 
     def launch(self) -> None:
         """Start the target's server, when the suite owns it."""
         if not self.target.builtin:
             return
         b = BUILTINS[self.target.builtin]
+        self.skip_reason = b.missing()
+        if self.skip_reason:
+            return
         try:
             self.server = launcher.start(b.name, list(b.argv), self.run.options.time_scale)
         except launcher.LaunchError as e:
@@ -81,10 +86,14 @@ class TargetRun:
         self.target.url = self.server.base_url + path
 
     def begin_recording(self) -> None:
-        if self.launch_error:
+        if self.launch_error or self.skip_reason:
             return
-        for scenario in sorted(self.scenarios, key=order):
-            self._futures[scenario] = self._pool.submit(self._record, scenario)
+        # --repeat N: N rounds, each recording every scenario once, all on this target's worker.
+        for _round in range(max(1, self.run.options.repeat)):
+            for scenario in sorted(self.scenarios, key=order):
+                future = self._pool.submit(self._record, scenario)
+                self._futures.setdefault(scenario, future)
+                self._repeats.setdefault(scenario, []).append(future)
 
     def context(self) -> Context:
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
@@ -101,11 +110,32 @@ class TargetRun:
         future = self._futures.get(scenario)
         return future.result() if future else None
 
+    def recordings(self, scenario: str) -> list:
+        """Every recording of the scenario (one per --repeat round)."""
+        futures = self._repeats.get(scenario)
+        if self.launch_error or not futures:
+            return [self.recording(scenario)]
+        return [f.result() for f in futures]
+
+    def round_of(self, rec) -> int:
+        """Which --repeat round made this recording (0: the first, or the only one)."""
+        for i, f in enumerate(self._repeats.get(getattr(rec, "scenario", ""), [])):
+            if f.done() and not f.cancelled() and f.exception() is None and f.result() is rec:
+                return i
+        return 0
+
     def run_check(self, check: Check) -> Finding:
-        """Judge one check and keep its result (the pytest test calls this)."""
+        """Judge one check and keep its result (the pytest test calls this). Under --repeat,
+        each recording is judged and the majority verdict kept (``gate.majority``)."""
         self.run.ensure_started()
-        rec = self.recording(check.scenario)
-        finding = check.judge(rec, self.target, self.run.options.strict)
+        if self.skip_reason:
+            finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
+            self.run.add_result(self, check, finding, None)
+            return finding
+        recs = self.recordings(check.scenario)
+        findings = [check.judge(rec, self.target, self.run.options.strict) for rec in recs]
+        index, finding = gate.majority(findings)
+        rec = recs[index]
         self.run.add_result(self, check, finding, rec)
         return finding
 
@@ -129,6 +159,8 @@ class Run:
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        # --baseline: {(target, check): verdict} of a previous run (gate.BaselineError if unusable)
+        self.baseline = gate.load_baseline(options.baseline) if options.baseline else None
 
     def by_id(self, target_id: str) -> TargetRun:
         return next(t for t in self.targets if t.id == target_id)
@@ -168,19 +200,28 @@ class Run:
     def _save_recording(self, trun: TargetRun, rec) -> str | None:
         if rec is None or (not getattr(rec, "url", None) and rec.error):
             return None
-        key = (trun.id, rec.scenario)
+        n = trun.round_of(rec)   # under --repeat, each round's recording is a file of its own
+        key = (trun.id, rec.scenario if n == 0 else f"{rec.scenario}-run{n + 1}")
         if key not in self.recordings:
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trun.id}-{rec.scenario}")[:120] + ".json"
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{key[0]}-{key[1]}")[:120] + ".json"
             path = self.options.report_dir / "recordings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(rec.to_dict()))
             self.recordings[key] = f"recordings/{name}"
         return self.recordings[key]
 
+    def comparison(self) -> gate.Comparison | None:
+        """This run against --baseline, when one was given."""
+        if self.baseline is None:
+            return None
+        return gate.compare(self.baseline, self.results, str(self.options.baseline))
+
     def exit_code(self) -> int:
         verdicts = {r["verdict"] for r in self.results}
         if not self.results or verdicts == {"skip"}:
             return EXIT_NO_CHECKS
+        if self.baseline is not None:   # the CI gate: only a regression fails (docs/gate.md)
+            return EXIT_OK if self.comparison().passed else EXIT_FAILED
         if "error" in verdicts:
             return EXIT_UNREACHABLE
         return EXIT_FAILED if "fail" in verdicts else EXIT_OK
@@ -200,6 +241,8 @@ class Run:
                      "interval_s": t.target.interval, "server": server}
             if t.launch_error:
                 entry["error"] = t.launch_error
+            if t.skip_reason:
+                entry["skipped"] = t.skip_reason
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             targets.append(entry)
@@ -211,6 +254,7 @@ class Run:
             "exit_code": self.exit_code(),
             "targets": targets,
             "results": self.results,
+            **({"gate": self.comparison().to_dict()} if self.baseline is not None else {}),
         }
 
     def write_results(self) -> Path:

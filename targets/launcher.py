@@ -92,8 +92,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: float = 20.0,
           host: str = "127.0.0.1") -> Running:
     """Start ``argv`` and wait until it accepts connections. In ``argv``, ``{address}`` becomes
-    HOST:PORT, ``{python}`` this interpreter and ``{targets}`` this folder. Retries on a port
-    taken between probe and bind."""
+    HOST:PORT (``{host}`` and ``{port}`` its parts), ``{python}`` this interpreter and
+    ``{targets}`` this folder. Retries on a port taken between probe and bind."""
     last_error = ""
     for _attempt in range(3):
         port = free_port(host)
@@ -102,8 +102,9 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
         env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"})
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [a.replace("{address}", f"{host}:{port}").replace("{python}", sys.executable)
-               .replace("{targets}", str(Path(__file__).resolve().parent)) for a in argv]
+        cmd = [a.replace("{address}", f"{host}:{port}").replace("{host}", host).replace("{port}", str(port))
+               .replace("{python}", sys.executable).replace("{targets}", str(Path(__file__).resolve().parent))
+               for a in argv]
         with open(stderr_path, "wb") as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                                     cwd=tmp.name, start_new_session=True, preexec_fn=_die_with_parent)

@@ -18,6 +18,27 @@ class Builtin:
     path: str = f"/{DEFAULT_COUNT}"
     profile: str = "countdown"
     interval: float = 1.0  # the producer's interval at time scale 1
+    # What must be installed: "module:NAME" (a Python module) or "program:NAME" (an executable),
+    # and how to install it. A target missing one is skipped with the hint, not started.
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+
+    def missing(self) -> str | None:
+        """None when everything the target needs is installed, else what is missing and the hint."""
+        import importlib.util
+        import shutil
+        absent = []
+        for req in self.requires:
+            kind, _, name = req.partition(":")
+            if kind == "module":
+                found = importlib.util.find_spec(name) is not None
+            else:
+                found = (shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")) is not None
+            if not found:
+                absent.append(name)
+        if not absent:
+            return None
+        return f"{', '.join(absent)} not installed" + (f" ({self.install_hint})" if self.install_hint else "")
 
 
 BUILTINS: dict[str, Builtin] = {
