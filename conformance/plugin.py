@@ -96,7 +96,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         if name not in BUILTINS:
             raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
         b = BUILTINS[name]
-        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers, builtin=name,
+        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers,
+                          insecure=b.insecure or opt.insecure, builtin=name,
                           large_url=opt.large_url))
     ids = [t.id for t in out]
     dupes = {i for i in ids if ids.count(i) > 1}
@@ -106,6 +107,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # JUnit testcases named by check ID and target, with the finding in the failure message.
+    config.pluginmanager.import_plugin("conformance.report.junit_hooks")
     catalogue.load_all()
     bad = catalogue.unknown(config.option.check + config.option.skip_check)
     if bad:

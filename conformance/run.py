@@ -83,7 +83,7 @@ class TargetRun:
             self.launch_error = str(e)
             return
         path = b.path if self.target.count is None else f"/{self.target.count}"
-        self.target.url = self.server.base_url + path
+        self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
 
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:

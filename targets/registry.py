@@ -22,6 +22,8 @@ class Builtin:
     # and how to install it. A target missing one is skipped with the hint, not started.
     requires: tuple[str, ...] = ()
     install_hint: str = ""
+    scheme: str = "http"
+    insecure: bool = False  # a certificate the target made itself: trusted for this target only
 
     def missing(self) -> str | None:
         """None when everything the target needs is installed, else what is missing and the hint."""
@@ -55,7 +57,7 @@ DEFAULT_TARGETS = ("webpy-seed", "webpy")
 
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
 # the server/proxy matrix and the delivery-condition controls.
-for _module in ("targets.matrix", "targets.conditions"):
+for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets"):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:
