@@ -147,3 +147,10 @@ def test_immediate_close(servers, exchange):
                          "the connection was reset before a response head") or \
         rec.error.startswith("sending the request failed"), rec.error
     assert rec.status is None and rec.body_bytes == 0
+
+
+@pytest.mark.parametrize("mode", ["silent", "garbage", "close"])
+def test_tls_handshake_with_a_hostile_server_is_bounded(servers, mode):
+    url = servers(mode).replace("http://", "https://")
+    rec = timed(url, 0.4, timeout=0.4, deadline=30, insecure=True)
+    assert rec.error.startswith("TLS handshake with 127.0.0.1:") and rec.tls is None and rec.reads == []
