@@ -21,6 +21,8 @@ class Target:
     insecure: bool = False
     builtin: str | None = None        # the built-in target's name, when the suite starts it
     large_url: str | None = None      # what delivery.large-body downloads (built-ins bring their own)
+    large_size: int | None = None     # bytes of a built-in target's large body (None: the run's, else 1 GiB)
+    concurrent_streams: int = 5       # delivery.concurrent: streams at once
     _deliveries: dict = field(default_factory=dict, repr=False)
 
     @property

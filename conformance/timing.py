@@ -5,7 +5,8 @@ or more between them: bytes the producer wrote at different times but that arriv
 were held somewhere. A *group* is the set of writes the producer makes at one moment (for the
 countdown: ``<h2>`` and ``<ul>`` at once, then one item per interval, ``</ul>`` with the last
 item, the heading one interval later); for the countdown, every group's arrival is found by
-its content, so re-chunking, gzip or a proxy do not blur it.
+its content, so re-chunking, gzip or a proxy do not blur it. The ``sse`` and ``ndjson`` profiles
+do the same with the events (lines) of the stream: each is one write, found by its delimiter.
 
 The margins (``Margins``) are chosen for a noisy 2-core machine and for real networks: the
 round trip measured on the same connection (the TCP handshake) is subtracted from the first
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from conformance.recording import Recording
 
 ITEM = re.compile(rb"Liftoff in\s*(\d+)", re.I)
+LINE_END = re.compile(rb"\r\n|\n|\r")
 FINALE = re.compile(rb"<h1>\s*Lift\s*off|Lift\s*off\s*</h1>", re.I)
 OPENING = re.compile(rb"Prepare for Launch|<ul>", re.I)
 
@@ -61,6 +63,59 @@ class Margins:
     def stall_limit(self) -> float:
         """A gap longer than this between arrivals is a stall (cadence)."""
         return 3 * self.interval + max(0.1, 2 * self.rtt)
+
+    # delivery.disconnect: after the client went away the producer may write twice more (the
+    # first write after the close is still accepted by the kernel; the peer answers it with a
+    # reset, and the second write fails). Writes are counted, not timed, so jitter cannot move
+    # a write across a limit: a write group is pieces less than ``burst_gap`` apart.
+    disconnect_writes: int = 2
+
+    def disconnect_watch(self) -> float:
+        """How long after the disconnect the producer is watched: long enough to see one write
+        more than it may make, on schedule, plus half an interval and the stall slack for noise."""
+        return (self.disconnect_writes + 1.5) * self.interval + max(0.1, 2 * self.rtt)
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BodyMargins:
+    """The tolerances of ``delivery.large-body``, which has no producer interval: a file is as
+    fast as the disk, the server and the network allow.
+
+    - First byte: a streamed file starts at once; one held until the whole body was read or
+      written somewhere comes after at least half the transfer. The first byte may come one
+      round trip plus max(0.5 s, half the whole transfer) after the request.
+    - Memory: a process that holds the body grows with it. Growth (peak RSS during the download
+      minus RSS before it) may reach max(32 MiB, a quarter of the body): buffers of a fixed size,
+      page-cache readahead and allocator slack stay under that, a body held in memory does not.
+      A body under twice the floor is too small to tell, and is said so.
+    """
+    rtt: float = 0.0
+    first_byte_floor: float = 0.5
+    memory_floor: int = 32 * MIB
+
+    def first_byte_limit(self, total_s: float) -> float:
+        return self.rtt + max(self.first_byte_floor, 0.5 * total_s)
+
+    def memory_limit(self, body_bytes: int) -> int:
+        return max(self.memory_floor, body_bytes // 4)
+
+    def memory_telling(self, body_bytes: int) -> bool:
+        """Whether a body this large would show up in memory beyond the allowance."""
+        return body_bytes >= 2 * self.memory_floor
+
+
+def write_groups(times: list[float], gap: float) -> list[list[float]]:
+    """Times grouped as one write when less than ``gap`` apart (the burst rule, on the sender)."""
+    groups: list[list[float]] = []
+    for t in sorted(times):
+        if groups and t - groups[-1][-1] < gap:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    return groups
 
 
 @dataclass
@@ -147,6 +202,66 @@ def countdown_group_offsets(body: bytes, count: int) -> list[int | None]:
     return offsets
 
 
+def sse_event_ends(body: bytes) -> list[int]:
+    """Where each Server-Sent Event ends in the body: the last byte of the blank line that
+    dispatches it (HTML's event-stream interpretation: lines end in CRLF, LF or CR; a block
+    dispatches an event only when it holds a ``data`` field; comments and ``retry`` alone do not)."""
+    ends: list[int] = []
+    pos, has_data = 0, False
+    if body.startswith(b"\xef\xbb\xbf"):
+        pos = 3
+    for m in LINE_END.finditer(body, pos):
+        line = body[pos:m.start()]
+        if not line:
+            if has_data:
+                ends.append(m.end() - 1)
+            has_data = False
+        elif not line.startswith(b":") and line.split(b":", 1)[0] == b"data":
+            has_data = True
+        pos = m.end()
+    return ends
+
+
+def ndjson_line_ends(body: bytes, ended: bool = False) -> list[int]:
+    """Where each NDJSON record ends: its LF (blank lines are not records). A last record
+    without a LF counts only when the message has ended (``ended``)."""
+    ends: list[int] = []
+    pos = 0
+    while True:
+        nl = body.find(b"\n", pos)
+        if nl < 0:
+            break
+        if body[pos:nl].strip():
+            ends.append(nl)
+        pos = nl + 1
+    if ended and body[pos:].strip():
+        ends.append(len(body) - 1)
+    return ends
+
+
+def _times_of(rec: Recording, offsets: list[int | None]) -> list[float | None]:
+    """When the body byte at each offset arrived (None where the offset is None or not kept)."""
+    starts = [p.offset for p in rec.pieces]
+    times: list[float | None] = []
+    for off in offsets:
+        if off is None:
+            times.append(None)
+            continue
+        i = bisect.bisect_right(starts, off) - 1
+        times.append(rec.pieces[i].t if i >= 0 else None)
+    return times
+
+
+def _assign_groups(d: "Delivery") -> None:
+    for k, t in enumerate(d.group_times):
+        if t is None:
+            continue
+        for b in d.bursts:
+            if b.start <= t <= b.end:
+                b.groups.append(k)
+                break
+
+
 def analyse(rec: Recording, profile: str, interval: float, count: int | None = None,
             expect_bursts: int | None = None) -> Delivery:
     rtt = rec.connect_s or 0.0
@@ -180,14 +295,44 @@ def analyse(rec: Recording, profile: str, interval: float, count: int | None = N
         if found < d.expected_groups:
             d.notes.append(f"{d.expected_groups - found} of the countdown's {d.expected_groups} groups were not found in the body")
         d.group_times = times
-        for k, t in enumerate(times):
-            if t is None:
-                continue
-            for b in bursts:
-                if b.start <= t <= b.end:
-                    b.groups.append(k)
-                    break
+        _assign_groups(d)
+    elif profile in ("sse", "ndjson"):
+        _analyse_records(d, rec, profile, interval, count, expect_bursts, unknown_span)
     return d
+
+
+def _analyse_records(d: Delivery, rec: Recording, profile: str, interval: float, count: int | None,
+                     expect_bursts: int | None, unknown_span: float) -> None:
+    """SSE and NDJSON: every event (line) is one of the producer's writes, found by its
+    delimiter and judged by when its last byte arrived. With a countdown length (``/sse/N``,
+    ``--count``) the producer writes count+2 of them, one interval apart, as the countdown's
+    groups; otherwise ``--expect-bursts`` of them, or as many as arrived."""
+    what = "events" if profile == "sse" else "lines"
+    body = rec.body
+    if rec.body_bytes > len(body):
+        d.notes.append(f"only the first {len(body)} of {rec.body_bytes} body bytes are kept; {what} after them are not judged")
+    ended = rec.end in ("complete", "closed") and rec.body_bytes == len(body)
+    ends = sse_event_ends(body) if profile == "sse" else ndjson_line_ends(body, ended)
+    times = _times_of(rec, ends)
+    if count is not None:
+        expected = count + 2
+    elif expect_bursts:
+        expected = expect_bursts
+    else:
+        expected = len(times)
+    found = len(times)
+    if found < max(2, expected // 2):
+        d.notes.append(f"only {found} {what} were found in the body (expected {expected}); judged as bytes")
+        return
+    if found < expected:
+        d.notes.append(f"{expected - found} of the producer's {expected} {what} were not found in the body")
+        times = times + [None] * (expected - found)
+    elif found > expected:
+        d.notes.append(f"{found} {what} arrived where the schedule has {expected}")
+    d.expected_groups = expected
+    d.span = (expected - 1) * interval
+    d.group_times = times
+    _assign_groups(d)
 
 
 def median(xs: list[float]) -> float | None:

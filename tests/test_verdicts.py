@@ -14,14 +14,15 @@ from targets.registry import BUILTINS
 from verdicts import BASELINE, DIFFERENCES, expected
 
 TIME_SCALE, COUNT = 0.1, 6
+LARGE_SIZE = 64 * 1024 * 1024   # delivery.large-body: big enough to show a body held in memory
 
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
     targets = [Target(name, None, "countdown", BUILTINS[name].interval * TIME_SCALE, COUNT,
-                      insecure=BUILTINS[name].insecure, builtin=name) for name in DIFFERENCES]
+                      insecure=BUILTINS[name].insecure, builtin=name, large_size=LARGE_SIZE) for name in DIFFERENCES]
     # 1.5 s idle timeout: several controls leave the connection hanging on purpose.
-    run = Run(targets, Options(time_scale=TIME_SCALE, timeout=1.5, report_dir=tmp_path_factory.mktemp("report")))
+    run = Run(targets, Options(time_scale=TIME_SCALE, timeout=1.5, large_size=LARGE_SIZE, report_dir=tmp_path_factory.mktemp("report")))
     for t in run.targets:
         t.scenarios = list(SCENARIOS)
     try:

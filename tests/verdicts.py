@@ -11,10 +11,19 @@ load_all()
 
 BASELINE = {cid: ("info" if c.level == INFO else "pass") for cid, c in CHECKS.items()}
 BASELINE["delivery.h2"] = "skip"   # plain-http targets cannot offer HTTP/2 (ALPN needs TLS)
+# Only webpy and the condition controls (targets/conditions.py) serve a large file and log their
+# pieces to stderr; the other built-ins are skipped with that reason.
+BASELINE["delivery.large-body"] = "skip"
+BASELINE["delivery.disconnect"] = "skip"
+# What the condition controls do right: the large file streamed, production stopped on disconnect.
+CONDITIONS_OK = {"delivery.large-body": "pass", "delivery.disconnect": "pass"}
+# A held body fails under every condition that reads it: gzip (not compressed: the plain body),
+# several streams at once.
+HELD = {"delivery.gzip": "warn", "delivery.concurrent": "fail"}
 
 DIFFERENCES: dict[str, dict[str, str]] = {
     "control-stream": {},
-    "webpy": {},
+    "webpy": dict(CONDITIONS_OK),
     "webpy-seed": {
         # cheroot adds its own Transfer-Encoding beside the app's: the header says chunked twice.
         "framing.strict-parse": "fail", "framing.chunked-once": "fail",
@@ -26,30 +35,44 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "client.httpx": "warn",           # httpx (h11 inside) rejects the doubled Transfer-Encoding
     },
     "control-buffered": {
-        "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
+        "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn", **HELD,
         "client.httpx": "warn", "framing.chunked-once": "skip", "framing.no-te-with-cl": "skip", "framing.chunk-syntax": "skip",
     },
     "control-late-body": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                         "client.httpx": "warn"},
+                         "client.httpx": "warn", **HELD},
     "control-two-bursts": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                          "client.httpx": "warn"},
+                          "client.httpx": "warn", **HELD},
     "control-stall": {"delivery.cadence": "warn"},
     "control-te-and-cl": {"framing.no-te-with-cl": "fail"},
     "control-chunked-twice": {"framing.strict-parse": "fail", "framing.chunked-once": "fail", "client.httpx": "warn"},
     "control-chunked-not-last": {"framing.strict-parse": "fail", "framing.chunked-once": "fail",
                                  "framing.complete": "fail", "framing.chunk-syntax": "skip",
-                                 "client.httpx": "warn"},
+                                 "client.httpx": "warn",
+                                 "framing.persistent-reuse": "skip"},
     "control-bad-chunk-size": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "framing.complete": "fail",
-                               "client.httpx": "warn"},
+                               "client.httpx": "warn",
+                               "framing.persistent-reuse": "skip"},
     "control-bad-chunk-crlf": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "client.httpx": "warn"},
     "control-truncated": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "framing.complete": "fail",
-                          "client.httpx": "warn"},
+                          "client.httpx": "warn",
+                          "framing.persistent-reuse": "skip"},
     "control-head-body": {"framing.head-no-body": "fail"},
     "control-http10-te": {"framing.http10-no-te": "fail"},
     "control-no-content-type": {"framing.content-type": "warn"},
-    "asgi-hypercorn-h2": {"delivery.h2": "pass"},
+    "asgi-hypercorn-h2": {"delivery.h2": "pass",
+                          # hypercorn lets the app write once more after a failed write before it raises
+                          "delivery.disconnect": "warn"},
     "control-h2-buffered": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                            "client.httpx": "warn", "delivery.h2": "warn"},
+                            "client.httpx": "warn", "delivery.h2": "warn", **HELD, "delivery.http10": "warn"},
+    # delivery under real conditions (targets/conditions.py): one fault each
+    "control-gzip-stream": dict(CONDITIONS_OK),   # gzip decoded read by read still streams
+    "control-gzip-buffered": {**CONDITIONS_OK, "delivery.gzip": "warn"},
+    "control-http10-buffered": {**CONDITIONS_OK, "delivery.http10": "warn"},
+    # one connection at a time: every stream waits for the one before; it says Connection: close
+    "control-serial": {**CONDITIONS_OK, "delivery.concurrent": "fail", "framing.persistent-reuse": "skip"},
+    "control-large-buffered": {**CONDITIONS_OK, "delivery.large-body": "fail"},
+    "control-disconnect-ignored": {**CONDITIONS_OK, "delivery.disconnect": "warn"},
+    "control-reuse-closed": {**CONDITIONS_OK, "framing.persistent-reuse": "warn"},
 }
 
 
