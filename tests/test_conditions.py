@@ -19,8 +19,8 @@ import h11
 import pytest
 
 from conformance.catalogue import CHECKS, load_all
-from conformance.conditions import (ChunkCounter, Timeline, decoded, download, piece_times, same_origin_relative,
-                                    stream_target)
+from conformance.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
+                                    same_origin_relative, stream_target)
 from conformance.recorder import Exchange, record_sequence
 from conformance.recording import Piece, Recording
 from conformance.target import Target
@@ -66,6 +66,11 @@ def timeline(pieces: list[bytes], interval: float, *, hold=None, jitter=0.0, see
         t = (hold(at) if hold else at) + 0.0005 + rng.uniform(0, jitter * interval)
         out.append((t, piece))
     return sorted(out, key=lambda a: a[0])
+
+
+def gzip_verdict(rec, target, strict=False):
+    """delivery.gzip on a recording of the GET alone (the scenario also holds the HEAD after it)."""
+    return CHECKS["delivery.gzip"].judge(Sequence("get-gzip", [rec]), target, strict)
 
 
 def judge(rec, target) -> dict[str, str]:
@@ -157,13 +162,13 @@ def test_gzip_that_flushes_is_judged_on_its_decoded_content():
     assert plain.body == b"".join(COUNTDOWN) and not notes
     assert [p.t for p in plain.pieces] == [p.t for p in rec.pieces if p.t < 0.75]
     target = Target("t", "http://test/6", "countdown", 0.1)
-    assert CHECKS["delivery.gzip"].judge(rec, target).verdict == "pass"
+    assert gzip_verdict(rec, target).verdict == "pass"
 
 
 def test_gzip_that_buffers_fails_though_its_encoded_bytes_trickle():
     rec = gzip_timeline(COUNTDOWN * 200, 0.1 / 200, flush=False)   # zlib lets out a block now and then
     target = Target("t", "http://test/6", "countdown", 0.1)
-    finding = CHECKS["delivery.gzip"].judge(gzip_timeline(COUNTDOWN, 0.1, flush=False), target, strict=True)
+    finding = gzip_verdict(gzip_timeline(COUNTDOWN, 0.1, flush=False), target, strict=True)
     assert finding.verdict == "fail" and "gzip" in finding.observed
     assert decoded(rec)[0].body_bytes == len(b"".join(COUNTDOWN * 200))
 
@@ -181,10 +186,10 @@ def test_gzip_members_and_corruption():
 def test_gzip_judges_an_uncompressed_answer_on_its_plain_body_and_skips_other_codings():
     target = Target("t", "http://test/6", "countdown", 0.1)
     plain = recording([(k * 0.1, p) for k, p in enumerate(COUNTDOWN)])
-    f = CHECKS["delivery.gzip"].judge(plain, target)
+    f = gzip_verdict(plain, target)
     assert f.verdict == "pass" and "did not compress" in f.observed
     br = recording([(0.0, b"\x0b\x02\x80")], headers=[["Content-Encoding", "br"]])
-    assert CHECKS["delivery.gzip"].judge(br, target).verdict == "skip"
+    assert gzip_verdict(br, target).verdict == "skip"
 
 
 # --- the large-body reader -----------------------------------------------------------------------
@@ -321,16 +326,14 @@ def test_record_sequence_stops_when_the_server_says_close():
     with LocalServer([closing]) as server:
         recs = record_sequence(f"http://127.0.0.1:{server.port}/5", [Exchange("a"), Exchange("b")], timeout=5, deadline=10)
     assert recs[1].error == "not sent: the server said Connection: close"
-    from conformance.conditions import Sequence
-    f = CHECKS["framing.persistent-reuse"].judge(Sequence("reuse", recs), Target("t", "http://x/5"))
+    f = CHECKS["framing.persistent-reuse"].judge(Sequence("get-gzip", recs), Target("t", "http://x/5"))
     assert f.verdict == "skip" and "Connection: close" in f.observed
 
 
 def test_record_sequence_sees_a_silent_close():
     with LocalServer([STREAMED, None]) as server:
         recs = record_sequence(f"http://127.0.0.1:{server.port}/5", [Exchange("a"), Exchange("b")], timeout=5, deadline=10)
-    from conformance.conditions import Sequence
-    f = CHECKS["framing.persistent-reuse"].judge(Sequence("reuse", recs), Target("t", "http://x/5"), strict=True)
+    f = CHECKS["framing.persistent-reuse"].judge(Sequence("get-gzip", recs), Target("t", "http://x/5"), strict=True)
     assert recs[1].error and f.verdict == "fail"
 
 
