@@ -257,6 +257,7 @@ class _ParseState:
         self.rec, self.conn, self.method = rec, conn, method
         self.shadow = TolerantParser(method)
         self.strict = True          # h11's reading is the recording's
+        self.chunk_ended = True     # the next body byte h11 gives starts a chunk (when chunked)
         self.body = bytearray()     # the first BODY_KEEP decoded bytes (h11's)
         self.raw = bytearray()      # the first RAW_KEEP wire bytes (kept here: str += is quadratic)
         self.notes: list[str] = []  # the recorder's own notes (reset details)
@@ -337,8 +338,13 @@ class _ParseState:
                 rec.framing = _framing_of(rec, self.method)
             elif isinstance(event, h11.Data):
                 size = len(event.data)
+                # h11 drops chunk_start when a chunk-size line arrives in a read before its data
+                # (its first Data then comes from the next read, flagged as a continuation); a
+                # chunk starts wherever the previous one ended, so say so ourselves.
+                start = event.chunk_start or (rec.framing == "chunked" and self.chunk_ended)
+                self.chunk_ended = event.chunk_end
                 if len(rec.pieces) < PIECES_KEEP:
-                    rec.pieces.append(Piece(t, rec.body_bytes, size, event.chunk_start, event.chunk_end))
+                    rec.pieces.append(Piece(t, rec.body_bytes, size, start, event.chunk_end))
                 else:
                     rec.pieces_dropped += 1
                 if len(self.body) < BODY_KEEP:

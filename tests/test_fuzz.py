@@ -179,6 +179,7 @@ def agrees_with_tolerant(rec: Recording, pieces: list[bytes]) -> None:
         p.feed(piece, float(i))
     p.close(float(len(pieces)))
     assert (bytes(p.body), p.ended_by, p.status) == (rec.body, rec.end, rec.status)
+    assert [q[1:] for q in p.pieces] == [q[1:] for q in rec.pieces], "the same pieces, with the same chunk flags"
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -70,6 +70,14 @@ def test_chunk_split_across_reads_carries_boundaries():
     assert rec.pieces[1].t - rec.pieces[0].t >= APART
 
 
+def test_chunk_size_line_in_its_own_read_still_starts_the_chunk():
+    # h11 flags such data as a continuation; the recording must not
+    rec, _ = run([OK_CHUNKED + b"5\r\n", SYNC, b"hello\r\n", SYNC, b"6\r\n wo", SYNC, b"rld\r\n0\r\n\r\n"])
+    assert (rec.parser, rec.end, rec.body) == ("h11", "complete", b"hello world")
+    assert [(p.offset, p.size, p.chunk_start, p.chunk_end) for p in rec.pieces] == [
+        (0, 5, True, True), (5, 3, True, False), (8, 3, False, True)]
+
+
 def test_content_length():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
     rec, _ = run([head + b"hello", SYNC, Pause(PAUSE), b"world", HOLD])
