@@ -12,6 +12,7 @@ tile the body, times never go backwards, caps are kept, and an error is one line
 """
 from __future__ import annotations
 
+import os
 import socket
 
 from hypothesis import HealthCheck, event, given, settings
@@ -22,6 +23,9 @@ from conformance.recording import BODY_KEEP, RAW_KEEP, Recording
 from conformance.tolerant import TolerantParser
 from tests.scripted import CLOSE, HOLD, RESET, ScriptedServer
 
+# Local runs explore new examples every time; CI (CI=true) replays a fixed set, so that a gate
+# never turns red on a fresh draw. A failure found locally is kept in .hypothesis/ and replayed.
+DERANDOMIZE = bool(os.environ.get("CI"))
 ENDS = {"complete", "closed", "cut-short", "timeout", "deadline", "reset", "abandoned"}
 
 # --- the responses --------------------------------------------------------------------------------
@@ -182,7 +186,7 @@ def agrees_with_tolerant(rec: Recording, pieces: list[bytes]) -> None:
     assert [q[1:] for q in p.pieces] == [q[1:] for q in rec.pieces], "the same pieces, with the same chunk flags"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenario())
 def test_record_never_breaks(case):
     wire, pieces, method, version, ending = case
@@ -193,7 +197,7 @@ def test_record_never_breaks(case):
     agrees_with_tolerant(rec, pieces)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=25, deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenario())
 def test_record_never_breaks_on_a_real_socket(case):
     wire, pieces, method, version, ending = case
