@@ -50,8 +50,15 @@ def _headers(ctx: Context, exchange: Exchange) -> Exchange:
 
 
 class _Primary:
-    """A compound result speaks for its main exchange: error, status and the saved recording."""
+    """A compound result speaks for its main exchange: error, status, the saved recording, and
+    any other attribute of a ``Recording`` (so code that reads a scenario as one recording, its
+    headers say, reads the main exchange)."""
     primary: Recording
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("primary", "exchanges", "streams"):
+            raise AttributeError(name)   # not yet set (during construction): no recursion
+        return getattr(self.primary, name)
 
     @property
     def error(self):
