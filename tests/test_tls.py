@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SCALE, COUNT = 0.05, 4
+SCALE, COUNT = 0.1, 4
 VERIFY_FAILED = "TLS certificate verification failed"
 
 
@@ -98,12 +98,15 @@ def clean_env(**extra) -> dict:
     return env
 
 
-# The wire-level checks: a browser check, where there is one, has a certificate store of its own.
+# Checks read from the suite's own wire recordings (a browser check, where there is one, has a
+# certificate store of its own): all of them for the verified run, a few for the others.
 WIRE_CHECKS = ["--check", "framing.", "--check", "delivery."]
+FEW_CHECKS = ["--check", "framing.complete", "--check", "framing.head-no-body", "--check", "delivery.progressive",
+              "--check", "delivery.first-byte"]
 
 
-def cli(url, *args, report_dir, env):
-    p = subprocess.run([sys.executable, "-m", "conformance", url, "--interval", str(SCALE), *WIRE_CHECKS, *args,
+def cli(url, *args, report_dir, env, checks=FEW_CHECKS):
+    p = subprocess.run([sys.executable, "-m", "conformance", url, "--interval", str(SCALE), *checks, *args,
                         "--report-dir", str(report_dir)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=120)
     doc = json.loads((Path(report_dir) / "results.json").read_text())
@@ -116,9 +119,10 @@ def verdicts(doc) -> set[str]:
 
 def test_verified_against_the_ca_in_ssl_cert_file(tls_server, pki, tmp_path):
     url = f"https://127.0.0.1:{tls_server.port}/{COUNT}"
-    p, doc = cli(url, report_dir=tmp_path, env=clean_env(SSL_CERT_FILE=str(pki["ca"])))
+    p, doc = cli(url, report_dir=tmp_path, env=clean_env(SSL_CERT_FILE=str(pki["ca"])), checks=WIRE_CHECKS)
     assert p.returncode == 0, p.stdout[-3000:]
-    assert verdicts(doc) <= {"pass", "info", "skip"} and "pass" in verdicts(doc)
+    # SHOULD-level timing findings (warn) do not fail a run; on a busy machine they may appear
+    assert verdicts(doc) <= {"pass", "info", "skip", "warn"} and "pass" in verdicts(doc)
     get = next(r for r in doc["results"] if r["check"] == "framing.complete")
     rec = json.loads((tmp_path / get["recording"]).read_text())
     assert rec["tls"]["version"].startswith("TLS") and rec["tls"]["alpn"] == "http/1.1"
@@ -139,14 +143,14 @@ def test_insecure_skips_verification(tls_server, tmp_path):
     url = f"https://127.0.0.1:{tls_server.port}/{COUNT}"
     p, doc = cli(url, "--insecure", report_dir=tmp_path, env=clean_env())
     assert p.returncode == 0, p.stdout[-3000:]
-    assert verdicts(doc) <= {"pass", "info", "skip"} and "pass" in verdicts(doc)
+    assert verdicts(doc) <= {"pass", "info", "skip", "warn"} and "pass" in verdicts(doc)
 
 
 def test_a_targets_file_can_mark_one_target_insecure(tls_server, tmp_path):
     f = tmp_path / "targets.toml"
     f.write_text(f'[[target]]\nid = "tls-local"\nurl = "https://127.0.0.1:{tls_server.port}/{COUNT}"\n'
                  f'interval = {SCALE}\ninsecure = true\n')
-    p = subprocess.run([sys.executable, "-m", "conformance", "--targets-file", str(f), "--check", "delivery.",
+    p = subprocess.run([sys.executable, "-m", "conformance", "--targets-file", str(f), *FEW_CHECKS,
                         "--report-dir", str(tmp_path / "r")], cwd=ROOT, env=clean_env(), capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stdout[-3000:]
