@@ -59,10 +59,12 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         for key in ("id", "url"):
             if key not in t:
                 raise bad(key, "missing")
-        try:
-            parse_url(t["url"])
-        except BadURL as e:
-            raise bad("url", str(e)) from None
+        for key in ("url", "large_url"):
+            try:
+                if key in t:
+                    parse_url(t[key])
+            except BadURL as e:
+                raise bad(key, str(e)) from None
         profile = t.get("profile") or ("countdown" if countdown_count(t["url"]) or t.get("count") else "bytes")
         if profile not in PROFILES:
             raise bad("profile", f"one of {', '.join(PROFILES)}")

@@ -147,3 +147,22 @@ def test_repeat_records_each_scenario_n_times_and_judges_by_majority(tmp_path):
     assert all((tmp_path / res["recording"]).is_file() for res in doc["results"])
     p = cli("--target", "control-stream", "--repeat", "0", report_dir=tmp_path / "bad")
     assert p.returncode == 4 and "--repeat must be at least 1" in p.stderr
+
+
+def test_the_example_workflow_uses_options_the_cli_knows():
+    workflow = (ROOT / "examples" / "github-actions-conformance.yml").read_text()
+    helptext = subprocess.run([sys.executable, "-m", "conformance", "--help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60).stdout
+    used = set()
+    lines = workflow.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("http-stream-conformance"):
+            for more in [line] + lines[i + 1:]:
+                if more is not line and not more.strip().startswith("--"):
+                    break
+                used |= {tok.split("=")[0] for tok in more.split() if tok.startswith("--")}
+    assert {"--targets-file", "--baseline", "--repeat", "--junit-xml", "--target"} <= used
+    unknown = {opt for opt in used if opt not in helptext}
+    assert not unknown, unknown
+    from conformance.targets_file import load
+    assert [t.id for t in load(ROOT / "examples" / "targets.toml")][0] == "staging-countdown"
