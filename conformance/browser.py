@@ -150,7 +150,7 @@ OBSERVER_JS = r"""
 # Net errors that mean the page could not be reached at all (an error, not a verdict).
 UNREACHABLE = re.compile(r"net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|NAME_NOT_RESOLVED|ADDRESS_UNREACHABLE|"
                          r"CONNECTION_TIMED_OUT|INTERNET_DISCONNECTED|CERT_[A-Z_]+|SSL_[A-Z_]+|PROXY_[A-Z_]+|"
-                         r"TUNNEL_CONNECTION_FAILED|EMPTY_RESPONSE|TIMED_OUT|ABORTED)")
+                         r"TUNNEL_CONNECTION_FAILED|EMPTY_RESPONSE|TIMED_OUT|ABORTED|UNSAFE_PORT|BLOCKED_[A-Z_]+|NETWORK_ACCESS_DENIED)")
 
 
 # --- the record ------------------------------------------------------------------------------
