@@ -212,10 +212,13 @@ class Handler:
                 return self.send(head("200 OK", hdrs)) and self.send(body)
             if not self.send(head("200 OK", hdrs)):
                 return False
+            done = 0
             while True:
                 block = f.read(BLOCK)
                 if not block:
                     return True
+                done += len(block)
+                os.posix_fadvise(f.fileno(), 0, done, os.POSIX_FADV_DONTNEED)   # as webpy_app does
                 if not self.send(block):
                     return False
 

@@ -32,7 +32,8 @@ def test_a_streaming_target_exits_0_and_writes_results(tmp_path):
     assert p.returncode == 0, p.stdout[-3000:]
     doc = results(tmp_path)
     assert doc["exit_code"] == 0 and doc["targets"][0]["id"] == "control-stream"
-    assert {r["verdict"] for r in doc["results"]} <= {"pass", "info"}
+    # skip: checks that do not apply (HTTP/2 without TLS; a large body or a piece log it does not have)
+    assert {r["verdict"] for r in doc["results"]} <= {"pass", "info", "skip"}
     assert all((tmp_path / r["recording"]).is_file() for r in doc["results"])
     summary = next(line for line in p.stdout.splitlines() if line.startswith("control-stream "))
     assert "pass" in summary and "fail" not in summary and "error" not in summary
@@ -52,7 +53,8 @@ def test_an_unreachable_target_is_an_error_with_its_own_exit_code(tmp_path):
     assert p.returncode == 6
     assert f"connection refused by 127.0.0.1:{port}" in p.stdout
     assert "Traceback" not in p.stdout + p.stderr
-    assert {r["verdict"] for r in results(tmp_path)["results"]} == {"error"}
+    # every check that applies is an error; those that cannot apply to a remote http target skip
+    assert {r["verdict"] for r in results(tmp_path)["results"]} - {"skip"} == {"error"}
 
 
 def test_a_non_2xx_answer_is_an_error_showing_the_status(tmp_path):
@@ -86,7 +88,7 @@ def test_check_selection_by_prefix_and_no_check_left(tmp_path):
     assert p.returncode == 0
     assert {r["check"] for r in results(tmp_path)["results"]} == {
         "framing.strict-parse", "framing.chunked-once", "framing.no-te-with-cl", "framing.http10-no-te",
-        "framing.chunk-syntax", "framing.complete", "framing.content-type"}
+        "framing.chunk-syntax", "framing.complete", "framing.content-type", "framing.persistent-reuse"}
     p = suite("--target", "control-stream", "--check", "framing.", "--skip-check", "framing.", report_dir=tmp_path)
     assert p.returncode == 5
 

@@ -396,3 +396,21 @@ def test_webpy_large_file_streams_in_blocks(webpy):
         head.receive_data(s.recv(65536))
         event = head.next_event()
     assert event.status_code == 200 and dict(event.headers)[b"content-length"] == b"10"
+
+
+def test_the_holder_page_is_replayed_as_a_browser_does(webpy):
+    """The corrected app's holder names /10, /9, /8, /7 three intervals apart: each is opened the
+    moment it is named, while the holder still streams, and each is a whole countdown."""
+    from conformance.scenarios import SCENARIOS, Context
+    target = Target("webpy", webpy.base_url + "/3", "countdown", 0.05, builtin="webpy", concurrent_streams=2)
+    result = SCENARIOS["concurrent"].run(Context(target, target.url, timeout=5, deadline=30, server=webpy))
+    frames = [s for s in result.streams if s.kind == "iframe"]
+    assert [s.url for s in frames] == [webpy.base_url + f"/{n}" for n in (10, 9, 8, 7)]
+    assert sum(s.kind == "stream" for s in result.streams) == 2
+    named = [s.named_at for s in frames]
+    assert all(b - a > 0.1 for a, b in zip(named, named[1:])), named     # 3 intervals = 0.15 s apart
+    holder_end = result.holder_started + result.holder.end_t
+    assert all(s.started < holder_end for s in frames)                    # opened while it streamed
+    assert all(s.rec.end == "complete" and b"Lift off" in s.rec.body for s in frames)
+    f = CHECKS["delivery.concurrent"].judge(result, target)
+    assert f.verdict == "pass" and f.metrics["iframes"] == 4, f.observed
