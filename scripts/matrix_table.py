@@ -79,6 +79,13 @@ def table(doc: dict, command: str, wall: float | None = None) -> str:
             what += f" — could not start: {t['error'].splitlines()[-1]}"
         iv = interval.get(t["id"])
         out.append(f"| `{t['id']}` | {what} | {t.get('server') or '–'} | {f'{iv:g} s' if iv else '–'} |")
+    from targets.matrix import NOTES
+    notes = [(t, NOTES[t]) for t in targets if t in NOTES]
+    if notes:
+        out += ["", "## What each stack does", "",
+                "Found by running them (`tests/test_matrix.py` asserts these verdicts; `targets/matrix.py` "
+                "keeps the notes):", ""]
+        out += [f"- `{t}`: {note}" for t, note in notes]
     out += ["", "## What failed, warned or could not be judged", ""]
     for t in targets:
         lines = [cell[(t, c)] for c in checks if (t, c) in cell and cell[(t, c)]["verdict"] in ("fail", "warn", "error")]

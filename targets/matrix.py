@@ -32,6 +32,41 @@ from targets.nginx import VARIANTS as NGINX_VARIANTS
 
 PY = "{python}"
 
+# What each stack was found to do, and why (runs of the suite; tests/test_matrix.py asserts the
+# verdicts). scripts/matrix_table.py prints these under the generated table.
+NOTES = {
+    "webpy-waitress": "waitress streams each piece at once, but after the head of a HEAD response without "
+                      "Content-Length it sends the last-chunk `0\\r\\n\\r\\n` (it has no HEAD case: a body-less "
+                      "chunked response still gets its terminator); it closes every response that has no "
+                      "Content-Length (saying `Connection: close`); its four threads (the default) serve four "
+                      "streams at once, the rest wait; and it keeps iterating the app after the client left.",
+    "webpy-gunicorn-sync": "streams; the sync worker says `Connection: close` on every response and, with "
+                           "gunicorn's default single worker, serves one stream at a time.",
+    "webpy-gunicorn-gthread": "streams and keeps connections alive; four threads serve four streams at once.",
+    "webpy-wsgiref": "streams, as HTTP/1.0: no chunking, the body ends when the connection closes; one "
+                     "request at a time.",
+    "asgi-uvicorn": "streams every `http.response.body` at once; after the client left, `send()` is dropped "
+                    "silently, so an app that does not watch `receive()` for `http.disconnect` produces on.",
+    "asgi-hypercorn": "as uvicorn: streams; the disconnect is only an `http.disconnect` message on "
+                      "`receive()`, so an app that does not ask produces on.",
+    "webpy-nginx": "nginx's defaults hold the whole countdown, head included, to its end. It speaks HTTP/1.0 "
+                   "to the upstream (`proxy_http_version 1.0`), whose body therefore ends by close; with "
+                   "`proxy_buffering on`, nginx passes such a body on only when a proxy buffer (4–8 KiB) fills "
+                   "or the upstream ends, and `postpone_output 1460` holds the head with it.",
+    "webpy-nginx-unbuffered": "`proxy_buffering off`: every upstream read is passed on and flushed at once; "
+                              "a client that leaves is noticed when the next write to it fails.",
+    "webpy-nginx-gzip": "`gzip on` (Debian's stock setting) adds nothing to the default's buffering: the body "
+                        "is held either way, compressed when asked for. (Where the body would stream, with "
+                        "`proxy_http_version 1.1` and buffering on, gzip holds it: it compresses without flushing "
+                        "until its buffers fill or the body ends.)",
+    "webpy-nginx-http11": "`proxy_http_version 1.1` alone makes the default stream: the upstream answers "
+                          "chunked, and nginx passes each parsed chunk on even with `proxy_buffering on`.",
+    "webpy-nginx-unbuffered-gzip": "gzip does not hold the stream when proxy buffering is off: nginx flushes "
+                                   "each upstream read through the compressor (`Z_SYNC_FLUSH`).",
+    "webpy-seed-waitress": "waitress refuses the seed's hand-set `Transfer-Encoding` (a hop-by-hop header, "
+                           "PEP 3333) with a 500 for every request: the seed does not run on waitress at all.",
+}
+
 
 def _pip(name: str) -> str:
     return f"pip install {name}"
