@@ -166,3 +166,13 @@ def test_the_example_workflow_uses_options_the_cli_knows():
     assert not unknown, unknown
     from conformance.targets_file import load
     assert [t.id for t in load(ROOT / "examples" / "targets.toml")][0] == "staging-countdown"
+
+
+def test_the_cli_passes_options_through_as_the_plugin_takes_them():
+    from conformance.__main__ import pytest_args
+    args = pytest_args(["--insecure", "https://h/3", "--repeat", "3", "--baseline", "b.json", "--target", "all",
+                        "--targets-file=t.toml", "--strict", "http://h/5", "--junit-xml", "j.xml"])
+    tail = args[args.index("--insecure"):]
+    assert tail == ["--insecure", "--target-url", "https://h/3", "--repeat", "3", "--baseline", "b.json",
+                    "--target", "all", "--targets-file=t.toml", "--strict", "--target-url", "http://h/5",
+                    "--junit-xml", "j.xml"]
