@@ -102,7 +102,7 @@ def decoded(rec: Recording) -> tuple[Recording, list[str]]:
     kept body (``BODY_KEEP``) can be decoded; a corrupt stream is decoded up to the fault."""
     notes: list[str] = []
     body = rec.body
-    out = Recording(**{**rec.__dict__, "pieces": [], "body_kept": "", "body_bytes": 0})
+    out = replace(rec, pieces=[], body_kept="", body_bytes=0)
     dec = zlib.decompressobj(31)
     text = bytearray()
     offset = 0
