@@ -8,7 +8,8 @@ round-trips them exactly; how much is kept is capped (see the ``*_KEEP`` constan
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from array import array
+from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 RAW_KEEP = 8 * 1024 * 1024    # wire bytes kept for replay and the wire log
@@ -39,6 +40,108 @@ class Piece(NamedTuple):
     chunk_end: bool      # the piece ends a chunk
 
 
+class _Log:
+    """A list of tuples kept as columns (``array``): a few bytes per entry instead of a Python
+    object per field. It reads like the list it stands for: ``len``, iteration, indexing and
+    slicing give the tuples, ``append`` takes one, and it compares equal to a list of the same
+    tuples. ``to_dict()`` writes it as that list."""
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return len(self._cols[0])
+
+    def __bool__(self) -> bool:
+        return len(self._cols[0]) > 0
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return self._row(*(c[i] for c in self._cols))
+
+    def __iter__(self):
+        return map(self._row, *self._cols)
+
+    def __eq__(self, other):
+        if isinstance(other, (_Log, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+    def append(self, row) -> None:
+        self.add(*row)
+
+    def extend(self, rows) -> None:
+        for row in rows:
+            self.add(*row)
+
+    def clear(self) -> None:
+        for c in self._cols:
+            del c[:]
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` entries."""
+        for c in self._cols:
+            del c[n:]
+
+    def copy(self):
+        new = type(self)()
+        for mine, theirs in zip(new._cols, self._cols):
+            mine.extend(theirs)
+        return new
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+
+class ReadLog(_Log):
+    """``Read`` tuples, kept as two arrays (times, sizes)."""
+    __slots__ = ("t", "size", "_cols")
+    _row = Read
+
+    def __init__(self, rows=()):
+        self.t, self.size = array("d"), array("q")
+        self._cols = (self.t, self.size)
+        self.extend(rows)
+
+    def add(self, t: float, size: int) -> None:
+        self.t.append(t)
+        self.size.append(size)
+
+
+def _piece(t, offset, size, flags) -> Piece:
+    return Piece(t, offset, size, bool(flags & 1), bool(flags & 2))
+
+
+class PieceLog(_Log):
+    """``Piece`` tuples, kept as arrays (times, offsets, sizes, and the chunk flags as bits)."""
+    __slots__ = ("t", "offset", "size", "flags", "_cols")
+    _row = staticmethod(_piece)
+
+    def __init__(self, rows=()):
+        self.t, self.offset, self.size, self.flags = array("d"), array("q"), array("q"), array("B")
+        self._cols = (self.t, self.offset, self.size, self.flags)
+        self.extend(rows)
+
+    def add(self, t: float, offset: int, size: int, chunk_start: bool = False, chunk_end: bool = False) -> None:
+        self.t.append(t)
+        self.offset.append(offset)
+        self.size.append(size)
+        self.flags.append((1 if chunk_start else 0) | (2 if chunk_end else 0))
+
+    def grow_last(self, size: int, chunk_end: bool) -> None:
+        """The last piece goes on for ``size`` bytes more (the same read, the same chunk)."""
+        self.size[-1] += size
+        if chunk_end:
+            self.flags[-1] |= 2
+
+
 @dataclass
 class Recording:
     scenario: str                     # what was asked: "get", "get-http10", "head", …
@@ -57,12 +160,12 @@ class Recording:
     headers: list[list[str]] = field(default_factory=list)  # in order, duplicates kept
     # the body
     framing: str | None = None        # "chunked", "content-length", "close" or "none"
-    pieces: list[Piece] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=PieceLog)   # a list, or a PieceLog that reads as one
     trailers: list[list[str]] = field(default_factory=list)
     body_bytes: int = 0
     body_kept: str = ""               # the first BODY_KEEP bytes, latin-1
     # the wire
-    reads: list[Read] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=ReadLog)      # a list, or a ReadLog that reads as one
     raw_bytes: int = 0
     raw_kept: str = ""                # the first RAW_KEEP bytes, latin-1
     # how parsing went
@@ -107,7 +210,7 @@ class Recording:
 
     # --- plain data ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = asdict(replace(self, pieces=[], reads=[]))   # the logs are written below, not copied first
         d["pieces"] = [list(p) for p in self.pieces]
         d["reads"] = [list(r) for r in self.reads]
         return d

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, Piece
+from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, PieceLog
 
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: (.*))?")
 HEX = re.compile(rb"[0-9A-Fa-f]+")
@@ -26,6 +26,11 @@ SIZE_LINE_LIMIT = 4096
 SIZE_DIGITS_LIMIT = 16   # 16 hex digits = 64 bits; a larger chunk size cannot be meant
 NOTES_KEEP = 50
 HTTP_PREFIX = b"HTTP/"
+# What ``skim`` steps over: a chunk-size line as plain as they come (1 to 16 hex digits, an
+# optional extension without whitespace or line breaks, CRLF), and the start of one.
+PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]{0,2000})?\r\n")
+PLAIN_SIZE_START = re.compile(rb"[0-9A-Fa-f]{0,16}(?:;[^\r\n]{0,2000})?\r?")
+BODY_STATES = ("chunk-size", "chunk-data", "chunk-crlf", "length", "close")
 
 
 def not_http(data: bytes) -> bool:
@@ -51,7 +56,7 @@ class TolerantParser:
         self.trailers: list[list[str]] = []
         self.head_t: float | None = None
         self.framing: str | None = None
-        self.pieces: list[Piece] = []
+        self.pieces = PieceLog()    # reads as a list of Piece
         self.pieces_dropped = 0     # pieces past PIECES_KEEP, counted but not kept
         self.body = bytearray()     # the first BODY_KEEP decoded bytes
         self.offset = 0
@@ -84,6 +89,110 @@ class TolerantParser:
         if self.state == "done":
             self.after_end += len(self.buf)
             self.buf.clear()
+
+    def skim(self, data, n: int | None = None) -> bool:
+        """Read ``data[:n]`` as ``feed`` would, but keep no pieces and no body bytes (only the
+        offset moves on), when it is nothing but plain body framing that ``feed`` would read
+        without a note and that does not end the message. Otherwise return False and change
+        nothing.
+
+        The recorder uses it while h11 reads the same bytes without complaint: h11's pieces and
+        body are then this reader's too (the two agree on every valid message), so keeping them
+        twice, and parsing every chunk twice in full, is waste. The moment the bytes are anything
+        else, the recorder hands this reader h11's pieces and feeds it in full (``feed``).
+        ``data`` may be the recorder's whole receive buffer with ``n`` the bytes of this read:
+        a run of chunks of one size is then checked with ``startswith``, a few C calls a chunk."""
+        state = self.state
+        if self.error or state not in BODY_STATES:
+            return False
+        if n is None:
+            n = len(data)
+        if state == "close":
+            self.offset += n
+            return True
+        if state == "length":
+            if n >= self.remaining:
+                return False   # the message ends here: feed() reads it
+            self.remaining -= n
+            self.offset += n
+            return True
+        remaining, fresh, offset, pos = self.remaining, self.chunk_fresh, self.offset, 0
+        pending = b""
+        if self.buf:   # a size line or CRLF begun in the previous read
+            if state == "chunk-crlf":
+                if self.buf != b"\r" or not n or data[0] != 10:
+                    return False
+                state, pos = "chunk-size", 1
+            elif state == "chunk-size":
+                nl = bytes(data[:min(n, SIZE_LINE_LIMIT)]).find(b"\n")
+                if nl < 0:
+                    start = bytes(self.buf) + bytes(data[:n])
+                    if len(start) > 64 or not PLAIN_SIZE_START.fullmatch(start):
+                        return False
+                    self.buf[:] = start
+                    return True
+                m = PLAIN_SIZE_LINE.fullmatch(bytes(self.buf) + bytes(data[:nl + 1]))
+                if not m:
+                    return False
+                remaining = int(m.group(1), 16)
+                if not remaining:
+                    return False   # the last-chunk: feed() reads the trailers
+                state, fresh, pos = "chunk-data", True, nl + 1
+            else:
+                return False
+        match = PLAIN_SIZE_LINE.match
+        startswith = getattr(data, "startswith", None)
+        while pos < n:
+            if state == "chunk-data":
+                take = n - pos
+                if take >= remaining:
+                    pos += remaining
+                    offset += remaining
+                    remaining, fresh, state = 0, False, "chunk-crlf"
+                else:
+                    pos = n
+                    offset += take
+                    remaining -= take
+                    fresh = False
+            elif state == "chunk-crlf":
+                if data[pos] != 13:
+                    return False
+                if pos + 1 == n:
+                    pending, pos = b"\r", n
+                elif data[pos + 1] == 10:
+                    pos += 2
+                    state = "chunk-size"
+                else:
+                    return False
+            else:   # chunk-size
+                m = match(data, pos, n)
+                if m is None:
+                    rest = bytes(data[pos:min(n, pos + 65)])
+                    if len(rest) > 64 or not PLAIN_SIZE_START.fullmatch(rest):
+                        return False
+                    pending, pos = rest, n
+                    break
+                remaining = int(m.group(1), 16)
+                if not remaining:
+                    return False
+                line_end = m.end()
+                if startswith is not None:
+                    # Chunks of one size, one after another: each is its data, CRLF and the
+                    # same size line again. Step over the run (the last one's data is read
+                    # below, as any chunk's).
+                    sep = b"\r\n" + bytes(data[pos:line_end])
+                    step = remaining + len(sep)
+                    p = line_end
+                    while p + step <= n and startswith(sep, p + remaining, n):
+                        p += step
+                    offset += p - line_end - (p - line_end) // step * len(sep)
+                    line_end = p
+                pos = line_end
+                state, fresh = "chunk-data", True
+        self.state, self.remaining, self.chunk_fresh, self.offset = state, remaining, fresh, offset
+        if self.buf or pending:
+            self.buf[:] = pending
+        return True
 
     def close(self, t: float) -> None:
         """The peer closed the connection."""
@@ -182,7 +291,7 @@ class TolerantParser:
             self.body += self.buf[:min(size, BODY_KEEP - len(self.body))]
         del self.buf[:size]
         if len(self.pieces) < PIECES_KEEP:
-            self.pieces.append(Piece(t, self.offset, size, chunk_start, chunk_end))
+            self.pieces.add(t, self.offset, size, chunk_start, chunk_end)
         else:
             self.pieces_dropped += 1
         self.offset += size

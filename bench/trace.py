@@ -1,0 +1,99 @@
+"""A pytest plugin for the benchmark's default run: how long each scenario took, and how long
+the streams it watched lasted.
+
+Loaded with ``-p bench.trace`` and ``BENCH_TRACE=<file>``; it changes nothing the run does. Every
+scenario's run function is wrapped: when it returns, one JSON line is appended to the file with
+the target, the scenario, its start and end (monotonic seconds), and ``watch``: the time the
+streams it had to watch took, read off what it recorded:
+
+- one exchange (``get``, ``get-http10``, ``httpx``, ``h2``): request to the end of the body;
+  ``head`` adds the time it listens after the head for bytes that must not come;
+- several on one connection (``get-gzip``): the sum of the exchanges;
+- several at once (``concurrent``): from the first request to the last stream's end;
+- ``browser``: the countdown page's schedule and, when it loaded, the holder page's (the two are
+  loaded one after the other), in producer intervals;
+- ``large``: request to the last byte; ``disconnect``: to the close, plus the time the
+  server's log is watched after it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+_lock = threading.Lock()
+
+
+def watched(scenario: str, result, ctx) -> float:
+    """Seconds of streaming that ``result`` had to watch (0 for what did not run)."""
+    if result is None or getattr(result, "skip", None) or getattr(result, "skip_reason", None):
+        return 0.0
+    if scenario == "browser":
+        from conformance import browser
+        interval = ctx.target.interval
+        count = ctx.target.countdown_length or 0
+        total = (count + 1) * interval if result.countdown is not None else 0.0
+        if result.holder is not None:
+            total += browser.HOLDER_SPAN_INTERVALS * interval
+        return total
+    if scenario == "large":
+        return result.duration_s or (result.primary.end_t or 0.0)
+    if scenario == "disconnect":
+        closed = result.closed_at or (result.primary.end_t or 0.0)
+        return closed + (result.watched_s or 0.0)
+    if scenario == "concurrent":
+        starts, ends = [], []
+        for s in result.streams:
+            if s.rec is not None and s.rec.end_t is not None:
+                starts.append(s.started)
+                ends.append(s.at(s.rec.end_t))
+        if result.holder is not None and result.holder_started is not None and result.holder.end_t is not None:
+            ends.append(result.holder_started + result.holder.end_t)
+        return max(ends) - min(starts) if starts and ends else 0.0
+    exchanges = getattr(result, "exchanges", None) or [result]
+    total = 0.0
+    for rec in exchanges:
+        if getattr(rec, "end_t", None) is not None:
+            total += rec.end_t
+            if getattr(rec, "method", "") == "HEAD" and rec.end == "complete":
+                from conformance.scenarios import HEAD_LISTEN_S
+                total += HEAD_LISTEN_S if scenario == "head" else 0.0
+    return total
+
+
+def _wrap(name: str, fn, path: str):
+    def run(ctx):
+        start = time.monotonic()
+        result = None
+        try:
+            result = fn(ctx)
+            return result
+        finally:
+            end = time.monotonic()
+            try:
+                watch = watched(name, result, ctx)
+            except Exception as e:  # noqa: BLE001 - the trace must not change the run
+                watch, why = 0.0, f"{type(e).__name__}: {e}"
+            else:
+                why = None
+            line = {"target": ctx.target.id, "scenario": name, "start": start, "end": end,
+                    "watch": round(watch, 3), **({"trace_error": why} if why else {})}
+            with _lock, open(path, "a") as f:
+                f.write(json.dumps(line) + "\n")
+    return run
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    path = os.environ.get("BENCH_TRACE")
+    if not path:
+        return
+    from conformance import catalogue, scenarios
+    catalogue.load_all()
+    with open(path, "a") as f:
+        f.write(json.dumps({"configured": time.monotonic()}) + "\n")
+    for name, sc in list(scenarios.SCENARIOS.items()):
+        scenarios.SCENARIOS[name] = scenarios.Scenario(sc.name, sc.description, _wrap(name, sc.run, path))
