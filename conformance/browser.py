@@ -299,6 +299,8 @@ class Browser:
         self._pw = None
         self._browser = None
         self._idle: asyncio.TimerHandle | None = None
+        self._lock: asyncio.Lock | None = None  # created on the browser's loop
+        self._generation = 0                    # sessions run so far
 
     def run(self, session, timeout: float):
         """Run ``await session(browser)`` on the browser's loop; at most ``timeout`` seconds."""
@@ -318,15 +320,29 @@ class Browser:
 
     # -- on the browser's own thread -----------------------------------------------------------
     async def _run(self, session):
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        try:
-            browser = await self._ensure_browser()
-            return await session(browser)
-        finally:
-            self._idle = asyncio.get_running_loop().call_later(
-                IDLE_CLOSE_S, lambda: asyncio.ensure_future(self._shutdown()))
+        async with self._busy():
+            self._generation += 1
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+            try:
+                browser = await self._ensure_browser()
+                return await session(browser)
+            finally:
+                generation = self._generation
+                self._idle = asyncio.get_running_loop().call_later(
+                    IDLE_CLOSE_S, lambda: asyncio.ensure_future(self._idle_close(generation)))
+
+    def _busy(self) -> asyncio.Lock:
+        """Sessions and closing exclude each other (an idle close never lands mid-session)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def _idle_close(self, generation: int):
+        async with self._busy():
+            if generation == self._generation:   # no session since this timer was set
+                await self._shutdown()
 
     async def _ensure_browser(self):
         if self._browser is not None and self._browser.is_connected():
@@ -341,7 +357,14 @@ class Browser:
             raise BrowserStartError(f"Chromium did not start ({chromium_path()}): {_first_line(e)}") from None
         return self._browser
 
+    async def _close_now(self):
+        async with self._busy():
+            await self._shutdown()
+
     async def _shutdown(self):
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         browser, pw, self._browser, self._pw = self._browser, self._pw, None, None
         try:
             if browser is not None:
@@ -368,7 +391,7 @@ class Browser:
             loop = self._loop
         if loop is None or not loop.is_running():
             return
-        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+        fut = asyncio.run_coroutine_threadsafe(self._close_now(), loop)
         try:
             fut.result(wait)
         except Exception:  # noqa: BLE001 - at exit, a browser that will not close is left to the driver

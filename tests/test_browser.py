@@ -8,6 +8,7 @@ in CI (``CI`` set), where the check must really run.
 What Chromium does with each target (the figures the verdicts rest on) is in the observed text
 of each finding; ``pytest -s`` prints them.
 """
+import asyncio
 import json
 import os
 import subprocess
@@ -142,6 +143,33 @@ def test_an_unreachable_target_is_an_error(tmp_path):
     rec = SCENARIOS[browser.SCENARIO].run(Context(target, url, 1.0, 5.0))
     f = CHECK.judge(rec, target)
     assert f.verdict == "error" and "ERR_CONNECTION_REFUSED" in f.observed, f.observed
+
+
+def test_closing_when_idle_never_lands_in_a_session():
+    """The shared Chromium closes after IDLE_CLOSE_S without a session. An idle timer firing just
+    as a session starts must neither close the browser under it (it once did) nor leave it a
+    closed one, whichever of the two gets to the loop first."""
+    require_browser()
+    b = browser.Browser()
+
+    async def session(br):
+        await asyncio.sleep(0.3)
+        return br.is_connected()
+
+    async def race(close_first: bool):
+        close = asyncio.ensure_future(b._idle_close(b._generation))   # the idle timer fires…
+        if close_first:
+            await asyncio.sleep(0)
+        alive = await b._run(session)                                  # …as a session starts
+        await close
+        return alive
+
+    try:
+        b.run(session, 60)   # launch
+        for close_first in (False, True):
+            assert asyncio.run_coroutine_threadsafe(race(close_first), b._loop).result(60) is True
+    finally:
+        b.close()
 
 
 # --- without a browser: the judge on synthetic records, and the skip ------------------------
