@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from conformance.recorder import (BadURL, Exchange, _connect, _request, parse_url, record, record_sequence,
+from conformance.recorder import (BadURL, Exchange, _connect, _request, parse_url, record_sequence,
                                   request_headers)
 from conformance.recording import BODY_KEEP, HEAD_LIMIT, READS_KEEP, Piece, Read, Recording, redact
 from conformance.scenarios import Context, Scenario, register
