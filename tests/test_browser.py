@@ -9,6 +9,7 @@ What Chromium does with each target (the figures the verdicts rest on) is in the
 of each finding; ``pytest -s`` prints them.
 """
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -119,6 +120,15 @@ def test_the_record_is_plain_data_and_screenshots_can_be_saved(judged, tmp_path)
     written = browser.save_screenshots(tmp_path)
     assert sorted(p.name for p in written) == ["webpy-browser-countdown.png", "webpy-browser-holder.png"]
     assert all(p.read_bytes().startswith(PNG) for p in written)
+    view = browser.report_view(d)
+    rows = view["countdown"]["rows"]
+    assert [r["group"] for r in rows] == ["opening (<h2>, <ul>)"] + [f"Liftoff in {i}" for i in range(COUNT, 0, -1)] + \
+        ["closing (<h1>Lift off</h1>)"]
+    assert all(r["inserted_s"] is not None and r["painted_s"] is not None for r in rows)
+    assert view["countdown"]["screenshot"]["data_uri"].startswith("data:image/png;base64,iVBOR")
+    assert [f["src"] for f in view["holder"]["iframes"]] == ["/10", "/9", "/8", "/7"]
+    d["countdown"]["screenshot"]["png_base64"] = base64.b64encode(b"<svg onload=alert(1)>").decode()
+    assert browser.report_view(d)["countdown"]["screenshot"]["data_uri"] is None   # only PNGs are embedded
 
 
 def test_strict_run_fails_a_buffered_target_through_the_plugin(tmp_path):
