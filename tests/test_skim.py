@@ -60,3 +60,79 @@ def test_skim_is_feed_without_pieces(seed):
         else:
             assert state(fast) == before, "a refusal changes nothing"
             fast = copy.deepcopy(full)          # carry on from the full reader's state
+
+
+def record_in_memory(reads: list[bytes], direct: bool, mirror: bool = True, read_size: int = 256 * 1024):
+    """What the recorder makes of these reads (no socket): its parse state fed read by read as
+    ``_read`` feeds it, with or without h11's body reader called straight, with or without the
+    shadow mirroring h11 (without: the shadow reads everything in full, as before the fast path)."""
+    from conformance import recorder
+    from conformance.recorder import Exchange, _ParseState, _request, parse_url, request_headers
+    from conformance.recording import Recording
+    ep, ex = parse_url("http://x/"), Exchange()
+    _, conn = _request(ep, ex, request_headers(ep, ex))
+    rec = Recording("get", "http://x/")
+    state = _ParseState(rec, conn, "GET")
+    if not mirror:
+        state.mirrored = True   # never starts mirroring
+    saved = recorder.DIRECT_BODY_READER
+    recorder.DIRECT_BODY_READER = direct
+    try:
+        buf = bytearray(read_size)
+        for i, data in enumerate(reads):
+            buf[:len(data)] = data
+            view = memoryview(buf)[:len(data)]
+            state.received(view, float(i))
+            if rec.end is not None:
+                rec.after_end_bytes += len(data)
+                continue
+            state.feed(view, float(i), buf)
+            if rec.end is not None:
+                break
+        else:
+            state.eof(float(len(reads)))
+    finally:
+        recorder.DIRECT_BODY_READER = saved
+        state.finish()
+    return rec.to_dict()
+
+
+def corrupt(rng: random.Random, body: bytes) -> bytes:
+    if rng.random() < 0.5:
+        return body
+    at = rng.randrange(len(body))
+    return body[:at] + rng.choice([b"x", b"\r", b"\n", b"zz\r\n", b"", b"0\r\n\r\n"]) + body[at + rng.randint(0, 3):]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_fast_paths_record_what_the_full_reading_records(seed):
+    rng = random.Random(seed)
+    wire = HEAD + corrupt(rng, chunked_body(rng))
+    if rng.random() < 0.2:
+        wire = wire[:rng.randrange(len(HEAD), len(wire))]   # cut short
+    reads = splits(rng, wire)
+    full = record_in_memory(reads, direct=False, mirror=False)
+    assert record_in_memory(reads, direct=False) == full
+    assert record_in_memory(reads, direct=True) == full
+
+
+def test_fast_paths_on_large_reads():
+    # reads larger than h11's 64 KiB slices, chunks of 1 KiB and of 100 KiB, content-length too
+    rng = random.Random(1)
+    for body in (b"".join(b"400\r\n" + bytes([65 + k % 26]) * 1024 + b"\r\n" for k in range(700)) + b"0\r\n\r\n",
+                 b"".join(b"19000\r\n" + bytes([65 + k % 26]) * 0x19000 + b"\r\n" for k in range(12)) + b"0\r\n\r\n"):
+        wire = HEAD + body
+        reads = []
+        at = 0
+        while at < len(wire):
+            n = rng.choice([1, 7, 1000, 65536, 100_000, 262_144])
+            reads.append(wire[at:at + n])
+            at += n
+        full = record_in_memory(reads, direct=False, mirror=False)
+        assert full["end"] == "complete" and full["parser"] == "h11"
+        assert record_in_memory(reads, direct=True) == full
+    cl = b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + b"y" * 300_000
+    reads = [cl[:70_000], cl[70_000:262_144], cl[262_144:]]
+    full = record_in_memory(reads, direct=False, mirror=False)
+    assert full["end"] == "complete" and [p[1:3] for p in full["pieces"]] == [[0, 69_957], [69_957, 192_144], [262_101, 37_899]]
+    assert record_in_memory(reads, direct=True) == full
