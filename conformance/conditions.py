@@ -391,7 +391,7 @@ def _replay_holder(ctx: Context, url: str, result: Concurrent, barrier, start) -
 
 
 register(Scenario("concurrent", "several GETs at once, and the holder page's iframes as a browser opens them",
-                  _concurrent))
+                  _concurrent, exclusive=True))
 
 
 # --- a large body, counted, not kept ------------------------------------------------------------
@@ -808,7 +808,7 @@ def _framing(rec: Recording) -> str:
     return "close"
 
 
-register(Scenario("large", "a large body downloaded and counted, memory sampled on both sides", _large))
+register(Scenario("large", "a large body downloaded and counted, memory sampled on both sides", _large, exclusive=True))
 
 
 # --- the client goes away -----------------------------------------------------------------------
@@ -905,7 +905,7 @@ def _wait_for_quiet(server, interval: float, at_most: float) -> None:
 
 
 register(Scenario("disconnect", "a GET abandoned after its first body bytes; the server's log watched",
-                  _disconnect))
+                  _disconnect, exclusive=True))
 
 
 def stream_target(target, url: str):

@@ -1,8 +1,10 @@
 """One run of the suite, independent of pytest: targets, their recordings, and the results.
 
 Recordings against one target are made one at a time (a single worker per target), so the
-suite's own parallelism never changes what a server sees; different targets are recorded side
-by side, so a run takes about as long as its slowest target. Built-in targets are started from
+suite's own parallelism never changes what a server sees; the exception is a built-in server
+known to serve several connections at once (``Builtin.parallel_scenarios``), whose shared
+scenarios run side by side while exclusive ones still run alone. Different targets are recorded
+side by side, so a run takes about as long as its slowest target. Built-in targets are started from
 the calling (main) thread: the kernel's parent-death signal follows the thread that forked.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +56,7 @@ class TargetRun:
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
+        self._side_pool: ThreadPoolExecutor | None = None
 
     @property
     def id(self) -> str:
@@ -88,12 +92,27 @@ class TargetRun:
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:
             return
-        # --repeat N: N rounds, each recording every scenario once, all on this target's worker.
+        width = BUILTINS[self.target.builtin].parallel_scenarios if self.target.builtin else 1
+        shared_pool = self._pool
+        if width > 1:
+            shared_pool = self._side_pool = ThreadPoolExecutor(width, thread_name_prefix=f"rec-{self.id}-side")
+        # --repeat N: N rounds, each recording every scenario once. Shared scenarios may run side
+        # by side (when the server is known to allow it); exclusive ones wait until nothing else
+        # runs against the target, then run alone, one at a time.
         for _round in range(max(1, self.run.options.repeat)):
+            shared = []
             for scenario in sorted(self.scenarios, key=order):
-                future = self._pool.submit(self._record, scenario)
+                if SCENARIOS[scenario].exclusive:
+                    future = self._pool.submit(self._record_alone, scenario, list(shared))
+                else:
+                    future = shared_pool.submit(self._record, scenario)
+                    shared.append(future)
                 self._futures.setdefault(scenario, future)
                 self._repeats.setdefault(scenario, []).append(future)
+
+    def _record_alone(self, scenario: str, before: list[Future]):
+        futures_wait(before)
+        return self._record(scenario)
 
     def context(self) -> Context:
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
@@ -145,6 +164,8 @@ class TargetRun:
     def stop(self) -> None:
         # Not waiting: a recording still running ends by itself once its server is gone.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._side_pool:
+            self._side_pool.shutdown(wait=False, cancel_futures=True)
         if self.server:
             self.server.stop()
 

@@ -42,6 +42,9 @@ class Scenario:
     name: str
     description: str
     run: Callable[[Context], Any]
+    # An exclusive scenario has the target to itself: it opens many connections at once, or
+    # measures the server as a whole (its memory, its log), so nothing else may run beside it.
+    exclusive: bool = False
 
 
 def exchange(name: str, description: str, **kw) -> Scenario:

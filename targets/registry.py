@@ -23,6 +23,10 @@ class Builtin:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     scheme: str = "http"
+    # How many of its own scenarios the suite may record side by side: only for servers we know
+    # serve that many connections at once (cheroot runs 10 worker threads), so the suite's own
+    # parallelism never changes a verdict. URL targets always get 1.
+    parallel_scenarios: int = 1
     insecure: bool = False  # a certificate the target made itself: trusted for this target only
 
     def missing(self) -> str | None:
@@ -45,9 +49,9 @@ class Builtin:
 
 BUILTINS: dict[str, Builtin] = {
     "webpy-seed": Builtin("webpy-seed", ("{python}", "{targets}/webpy_seed.py", "{address}"),
-                          "the cookbook's seed verbatim on web.py's own server (cheroot)"),
+                          "the cookbook's seed verbatim on web.py's own server (cheroot)", parallel_scenarios=3),
     "webpy": Builtin("webpy", ("{python}", "{targets}/webpy_app.py", "{address}"),
-                     "the seed corrected, on web.py's own server (cheroot)"),
+                     "the seed corrected, on web.py's own server (cheroot)", parallel_scenarios=3),
 }
 for _mode, _what in MODES.items():
     BUILTINS[f"control-{_mode}"] = Builtin(
