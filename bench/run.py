@@ -231,11 +231,20 @@ def stability(runs: int, log, time_scale: float = 0.02, count: int = 20) -> dict
             for t in run.targets:
                 t.scenarios = ["get"]
             verdicts: dict[str, dict[str, list[str]]] = {}
+            flipped: list[dict] = []
             try:
                 run.ensure_started()
                 for t in run.targets:
-                    recs = t.recordings("get")
-                    verdicts[t.id] = {c: [CHECKS[c].judge(rec, t.target).verdict for rec in recs] for c in STABILITY_CHECKS}
+                    verdicts[t.id] = {c: [] for c in STABILITY_CHECKS}
+                    for k, rec in enumerate(t.recordings("get")):
+                        for c in STABILITY_CHECKS:
+                            f = CHECKS[c].judge(rec, t.target)
+                            verdicts[t.id][c].append(f.verdict)
+                            if f.verdict != STABILITY_TARGETS[t.id]:
+                                times = [r.t for r in rec.reads]
+                                gap = max((b - a for a, b in zip(times, times[1:])), default=0.0)
+                                flipped.append({"target": t.id, "check": c, "run": k + 1, "verdict": f.verdict,
+                                                "observed": f.observed, "largest_read_gap_ms": round(gap * 1000)})
             finally:
                 run.stop()
     finally:
@@ -245,7 +254,8 @@ def stability(runs: int, log, time_scale: float = 0.02, count: int = 20) -> dict
              for tid, by in verdicts.items() for c, vs in by.items()}
     total = sum(len(vs) for by in verdicts.values() for vs in by.values())
     log(f"  {total} verdicts, {sum(flips.values())} flips ({', '.join(f'{k}: {v}' for k, v in flips.items())})")
-    return {"runs": runs, "verdicts": verdicts, "flips": flips, "total": total, "interval": time_scale}
+    return {"runs": runs, "verdicts": verdicts, "flips": flips, "total": total, "interval": time_scale,
+            "flipped": flipped, "load": os.getloadavg()}
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -338,6 +348,13 @@ def details(res: dict) -> list[str]:
             for c, vs in by.items():
                 counts = ", ".join(f"{v} x{vs.count(v)}" for v in sorted(set(vs)))
                 out.append(f"| {tid} | {c} | {STABILITY_TARGETS[tid]} | {counts} |")
+        out += ["", f"Load average when the runs ended: {' '.join(f'{x:.1f}' for x in st['load'])} "
+                f"({os.cpu_count()} cores)."]
+        if st["flipped"]:
+            out += ["", "Each flip, with the largest gap between two reads of its recording (the producer writes "
+                    f"every {st['interval'] * 1000:.0f} ms):", ""]
+            out += [f"- {x['target']} {x['check']}, run {x['run']}: {x['verdict']}; largest gap between reads "
+                    f"{x['largest_read_gap_ms']} ms; {x['observed']}" for x in st["flipped"]]
     return out
 
 

@@ -7,7 +7,8 @@ the target, the scenario, its start and end (monotonic seconds), and ``watch``: 
 streams it had to watch took, read off what it recorded:
 
 - one exchange (``get``, ``get-http10``, ``httpx``, ``h2``): request to the end of the body;
-  ``head`` adds the time it listens after the head for bytes that must not come;
+  ``head`` adds the time it listens after the head for bytes that must not come (unless the
+  server closed before);
 - several on one connection (``get-gzip``): the sum of the exchanges;
 - several at once (``concurrent``): from the first request to the last stream's end;
 - ``browser``: the countdown page's schedule and, when it loaded, the holder page's (the two are
@@ -75,6 +76,8 @@ def _wrap(name: str, fn, path: str):
             end = time.monotonic()
             try:
                 watch = watched(name, result, ctx)
+                if name == "head":   # the listening after the head ends early when the server closes
+                    watch = min(watch, end - start)
             except Exception as e:  # noqa: BLE001 - the trace must not change the run
                 watch, why = 0.0, f"{type(e).__name__}: {e}"
             else:
