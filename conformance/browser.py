@@ -178,7 +178,8 @@ class PageRecord:
     first_paint_s: float | None = None
     first_contentful_paint_s: float | None = None
     element_timing: bool = False           # paints from the Element Timing API (else rAF only)
-    # key ("open", "i<N>", "end") -> {"inserted_s", "frame_s", "rendered_s"}
+    # key ("open", "i<N>", "end") -> {"arrived_s" (DevTools hand-over), "inserted_s" (DOM),
+    #                                  "frame_s" (next rAF), "rendered_s" (Element Timing)}
     groups: dict = field(default_factory=dict)
     iframes: list = field(default_factory=list)   # holder: [{"src", "inserted_s", "page": PageRecord dict}]
     screenshot: dict | None = None        # {"at_s", "png_base64", "note"}
