@@ -20,8 +20,8 @@ from urllib.parse import quote, urlsplit
 import h11
 
 from conformance import SUITE_NAME, __version__
-from conformance.recording import (BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Piece, Read, Recording,
-                                   redact)
+from conformance.recording import (BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Piece, PieceLog, Read,
+                                   Recording, redact)
 from conformance.tolerant import BODY_STATES, TolerantParser
 
 READ_SIZE = 256 * 1024   # one recv_into a reused buffer: no allocation per read
@@ -439,7 +439,11 @@ class _ParseState:
         next_event = next_event or self.conn.next_event
         Data = h11.Data
         pieces = rec.pieces
-        add = getattr(pieces, "add", None) or (lambda *p: pieces.append(Piece(*p)))    # a PieceLog, or a list
+        columns = isinstance(pieces, PieceLog)   # its columns' appends, bound: no Python call per piece
+        if columns:
+            t_col, off_col, size_col, flag_col = (c.append for c in (pieces.t, pieces.offset, pieces.size, pieces.flags))
+        else:
+            add = lambda *p: pieces.append(Piece(*p))   # noqa: E731 - a plain list
         grow = getattr(pieces, "grow_last", None) or (lambda size, end: _grow_last(pieces, size, end))
         npieces = len(pieces)
         chunked = rec.framing == "chunked"
@@ -466,7 +470,13 @@ class _ParseState:
                         if piece_kept:
                             grow(size, end)
                     elif npieces < PIECES_KEEP:
-                        add(t, offset, size, start, end)
+                        if columns:
+                            t_col(t)
+                            off_col(offset)
+                            size_col(size)
+                            flag_col(start | (end << 1))
+                        else:
+                            add(t, offset, size, start, end)
                         npieces += 1
                         piece_kept = same_read = True
                     else:

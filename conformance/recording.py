@@ -71,6 +71,10 @@ class _Log:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self)!r})"
 
+    def __delitem__(self, i) -> None:
+        for c in self._cols:
+            del c[i]
+
     def append(self, row) -> None:
         self.add(*row)
 

@@ -136,3 +136,30 @@ def test_fast_paths_on_large_reads():
     full = record_in_memory(reads, direct=False, mirror=False)
     assert full["end"] == "complete" and [p[1:3] for p in full["pieces"]] == [[0, 69_957], [69_957, 192_144], [262_101, 37_899]]
     assert record_in_memory(reads, direct=True) == full
+
+
+@pytest.mark.parametrize("at", [3, 5, 8])
+def test_h11_rejecting_a_skimmed_read_hands_over_the_full_reading(at, monkeypatch):
+    # h11 accepts all plain framing, so make it refuse one read the shadow skimmed: the shadow
+    # is put back to before that read and reads it in full, as if it had never skimmed.
+    import h11
+
+    body = b"".join(b"%x\r\n" % n + b"k" * n + b"\r\n" for n in (5, 300, 7, 40, 1000, 3)) + b"0\r\n\r\n"
+    wire = HEAD + body
+    reads = [wire[i:i + 97] for i in range(0, len(wire), 97)]
+    real = h11.Connection.receive_data
+    calls = {"n": 0}
+
+    def refuse(self, data):
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise h11.RemoteProtocolError("injected")
+        return real(self, data)
+
+    monkeypatch.setattr(h11.Connection, "receive_data", refuse)
+    got = record_in_memory(reads, direct=True)
+    p = TolerantParser()
+    for i, part in enumerate(reads):
+        p.feed(part, float(i))
+    assert (got["parser"], got["strict_error"], got["end"]) == ("tolerant", "injected", "complete")
+    assert got["pieces"] == [list(q) for q in p.pieces] and got["body_kept"] == bytes(p.body).decode("latin-1")
