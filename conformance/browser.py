@@ -300,10 +300,11 @@ class BrowserStartError(RuntimeError):
 
 class Browser:
     """The process's Chromium: one Playwright driver and browser on a daemon thread with its own
-    event loop; ``run`` hands it one session at a time and waits for its result."""
+    event loop; ``run`` hands it a session (each in its own browser context, so sessions of
+    different targets run side by side) and waits for its result."""
 
     def __init__(self):
-        self._sessions = threading.Lock()      # one session at a time
+        self._active = 0                       # sessions running now (on the loop's thread)
         self._state = threading.Lock()         # guards the thread and loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pw = None
@@ -314,15 +315,14 @@ class Browser:
 
     def run(self, session, timeout: float):
         """Run ``await session(browser)`` on the browser's loop; at most ``timeout`` seconds."""
-        with self._sessions:
-            loop = self._start_loop()
-            fut = asyncio.run_coroutine_threadsafe(self._run(session), loop)
-            try:
-                return fut.result(timeout)
-            except TimeoutError:
-                fut.cancel()
-                self._close_soon(wait=10)
-                raise TimeoutError(f"the browser session took more than {timeout:.0f} s; Chromium was closed") from None
+        loop = self._start_loop()
+        fut = asyncio.run_coroutine_threadsafe(self._run(session), loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            self._close_soon(wait=10)
+            raise TimeoutError(f"the browser session took more than {timeout:.0f} s; Chromium was closed") from None
 
     def close(self, wait: float = 15) -> None:
         """Close Chromium and Playwright's driver (waits up to ``wait`` seconds)."""
@@ -330,28 +330,39 @@ class Browser:
 
     # -- on the browser's own thread -----------------------------------------------------------
     async def _run(self, session):
-        async with self._busy():
+        async with self._busy():   # starting and closing Chromium exclude each other
             self._generation += 1
+            self._active += 1
             if self._idle is not None:
                 self._idle.cancel()
                 self._idle = None
             try:
                 browser = await self._ensure_browser()
-                return await session(browser)
-            finally:
-                generation = self._generation
-                self._idle = asyncio.get_running_loop().call_later(
-                    IDLE_CLOSE_S, lambda: asyncio.ensure_future(self._idle_close(generation)))
+            except BaseException:
+                self._session_done()
+                raise
+        try:
+            return await session(browser)
+        finally:
+            self._session_done()
+
+    def _session_done(self) -> None:
+        self._active -= 1
+        if self._active == 0:
+            generation = self._generation
+            self._idle = asyncio.get_running_loop().call_later(
+                IDLE_CLOSE_S, lambda: asyncio.ensure_future(self._idle_close(generation)))
 
     def _busy(self) -> asyncio.Lock:
-        """Sessions and closing exclude each other (an idle close never lands mid-session)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         return self._lock
 
     async def _idle_close(self, generation: int):
         async with self._busy():
-            if generation == self._generation:   # no session since this timer was set
+            # no session since this timer was set, and none running: an idle close never lands
+            # mid-session
+            if generation == self._generation and self._active == 0:
                 await self._shutdown()
 
     async def _ensure_browser(self):
@@ -419,11 +430,16 @@ async def _session(browser, ctx: Context, rec: BrowserRecording) -> None:
     # The page must finish within the producer's schedule plus the idle timeout (one stalled read).
     budget = min(ctx.deadline, span + ctx.timeout + 5)
     rec.browser = f"Chromium {browser.version}"
-    context = await browser.new_context(
-        viewport=VIEWPORT, ignore_https_errors=target.insecure, service_workers="block",
-        extra_http_headers={k: v for k, v in target.headers} or None)
-    try:
+
+    async def fresh_context():
+        context = await browser.new_context(
+            viewport=VIEWPORT, ignore_https_errors=target.insecure, service_workers="block",
+            extra_http_headers={k: v for k, v in target.headers} or None)
         await context.add_init_script(OBSERVER_JS)
+        return context
+
+    context = await fresh_context()
+    try:
         started = time.monotonic()
         rec.started_at = time.time()
         rec.countdown = await _load(context, ctx.url, budget, span / 2)
@@ -434,6 +450,8 @@ async def _session(browser, ctx: Context, rec: BrowserRecording) -> None:
         if holder is None:
             rec.holder_note = "the holder page is loaded on built-in targets only"
         elif rec.error is None:
+            # after the countdown, not beside it: pages loading together disturb each other's
+            # timing on a small machine
             interval = target.interval
             rec.holder = await _load(context, holder, HOLDER_SPAN_INTERVALS * interval + ctx.timeout + 5,
                                      10 * interval, frames=True)
