@@ -115,6 +115,8 @@ class TargetRun:
         return self._record(scenario)
 
     def context(self) -> Context:
+        if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
+            self.target.large_size = self.run.options.large_size   # --large-size
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
                        self.run.options.secret_headers, self.server)
 

@@ -28,7 +28,9 @@ def test_content_type(rec, target):
     if not values:
         return failed("no Content-Type", "a Content-Type, with a charset for text")
     ctype = values[0]
+    # text/event-stream is always UTF-8 (HTML's server-sent events), so it needs no charset
     if ctype.lower().startswith("text/") and "charset=" not in ctype.lower() \
+            and not ctype.lower().startswith("text/event-stream") \
             and not META_CHARSET.search(rec.body[:1024]):
         return failed(f"Content-Type: {ctype} has no charset, and the first 1024 bytes declare none: a "
                       f"browser may hold those bytes while it looks for one (HTML encoding prescan)",
