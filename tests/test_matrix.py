@@ -3,8 +3,8 @@ verdicts its stack really earns (found by running them; the mechanism is noted p
 
 All targets run in one ``Run``, side by side, as ``--target all`` runs them, at a 200 ms producer
 interval; the concurrency check runs in runs of its own, since its nine streams per target would
-otherwise crowd the other targets' timed streams on a small machine. Targets whose
-program is missing (nginx) are skipped here with the same hint the suite gives.
+otherwise crowd the other targets' timed streams on a small machine. Targets whose program is
+missing (nginx) are skipped here with the same hint the suite gives.
 """
 import os
 import uuid
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import CHECKS, INFO
+from conformance.catalogue import CHECKS, INFO, load_all
 from conformance.run import Options, Run
 from conformance.target import Target
 from targets import launcher, matrix
 from targets.registry import BUILTINS, Builtin
 
+load_all()
 TIME_SCALE, COUNT = 0.2, 4
 MATRIX = [b.name for b in matrix.builtins()]
 
