@@ -49,7 +49,7 @@ class Margins:
 
     # A busy machine can keep a reader from running for tens of milliseconds; writes closer
     # than this may legitimately be read together whatever the network.
-    scheduling_noise: float = 0.05
+    scheduling_noise: float = 0.1
 
     def groups_per_burst(self) -> int:
         """The most producer write groups one burst may carry before it counts as held: three
