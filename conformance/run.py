@@ -96,21 +96,24 @@ class TargetRun:
         shared_pool = self._pool
         if width > 1:
             shared_pool = self._side_pool = ThreadPoolExecutor(width, thread_name_prefix=f"rec-{self.id}-side")
-        # --repeat N: N rounds, each recording every scenario once. Shared scenarios may run side
-        # by side (when the server is known to allow it); exclusive ones wait until nothing else
-        # runs against the target, then run alone, one at a time.
+        # --repeat N: N rounds, each recording every scenario once. Exclusive scenarios come
+        # first, alone and one at a time, while the server is fresh: a server keeps working on
+        # requests the suite has finished with (the seed's HEAD runs its whole generator), and
+        # those lingering workers must not be what an exclusive scenario measures. Shared
+        # scenarios then run, side by side when the server is known to allow it.
+        previous: list[Future] = []
         for _round in range(max(1, self.run.options.repeat)):
-            shared = []
-            for scenario in sorted(self.scenarios, key=order):
-                if SCENARIOS[scenario].exclusive:
-                    future = self._pool.submit(self._record_alone, scenario, list(shared))
-                else:
-                    future = shared_pool.submit(self._record, scenario)
-                    shared.append(future)
-                self._futures.setdefault(scenario, future)
-                self._repeats.setdefault(scenario, []).append(future)
+            names = sorted(self.scenarios, key=order)
+            alone = [n for n in names if SCENARIOS[n].exclusive]
+            shared = [n for n in names if not SCENARIOS[n].exclusive]
+            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in alone]
+            shared_futures = [shared_pool.submit(self._record_after, n, exclusive_futures) for n in shared]
+            for n, future in zip(alone + shared, exclusive_futures + shared_futures):
+                self._futures.setdefault(n, future)
+                self._repeats.setdefault(n, []).append(future)
+            previous = exclusive_futures + shared_futures
 
-    def _record_alone(self, scenario: str, before: list[Future]):
+    def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
         return self._record(scenario)
 
