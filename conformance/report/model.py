@@ -70,6 +70,7 @@ class RecordingView:
     headers: list[dict] = field(default_factory=list)
     trailers: list[tuple[str, str]] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)
+    browser: dict | None = None       # a browser recording's view (conformance.browser.report_view)
     notes: list[str] = field(default_factory=list)
     timeline: timeline.Timeline | None = None
     compact: timeline.Timeline | None = None
@@ -239,6 +240,14 @@ def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
     view.scenario = tx.visible(d.get("scenario", view.scenario), tx.ID_CAP)
     view.url = tx.visible(d.get("url", ""), tx.URL_CAP)
     view.error = tx.visible(d["error"], tx.TEXT_CAP) if d.get("error") else None
+    if d.get("scenario") == "browser":
+        # times per group and the mid-way screenshot (a checked PNG data URI), not raw fields
+        from conformance.browser import report_view
+        try:
+            view.browser = report_view(d)
+            return view
+        except Exception:  # noqa: BLE001 - a malformed recording is shown as its fields
+            view.browser = None
     for k, v in list(d.items())[:60]:
         if k in ("scenario", "url", "error") or v in (None, "", [], {}):
             continue
