@@ -126,7 +126,9 @@ class Exchange:
             self.sock.sendall(encode(piece))
 
 
-def serve_connection(mode: str, sock: socket.socket, interval: float) -> None:
+def serve_requests(sock: socket.socket, answer) -> None:
+    """Read requests off one connection and hand each to ``answer(method, path, version, head)``,
+    which writes the response and says whether the connection may carry another."""
     buf = b""
     with sock:
         sock.settimeout(60)
@@ -140,11 +142,15 @@ def serve_connection(mode: str, sock: socket.socket, interval: float) -> None:
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 method, path, version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
                 version = version.removeprefix("HTTP/")
-                keep = Exchange(mode, sock, interval).run(method, path, version)
+                keep = answer(method, path, version, head)
                 if not keep or version == "1.0" or b"connection: close" in head.lower():
                     return
-        except OSError:
+        except (OSError, ValueError):
             return
+
+
+def serve_connection(mode: str, sock: socket.socket, interval: float) -> None:
+    serve_requests(sock, lambda method, path, version, head: Exchange(mode, sock, interval).run(method, path, version))
 
 
 def main(argv: list[str]) -> None:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from targets.controls import serve_requests
 from targets.timescale import factor
 
 REASON = b'OK <img src=x onerror="alert(3)">'
@@ -68,23 +69,7 @@ def answer(sock: socket.socket, method: str, path: str, version: str, interval: 
 
 
 def serve_connection(sock: socket.socket, interval: float) -> None:
-    buf = b""
-    with sock:
-        sock.settimeout(60)
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                request, buf = buf.split(b"\r\n\r\n", 1)
-                method, path, version = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-                version = version.removeprefix("HTTP/")
-                if not answer(sock, method, path, version, interval) or b"connection: close" in request.lower():
-                    return
-        except (OSError, ValueError):
-            return
+    serve_requests(sock, lambda method, path, version, head: answer(sock, method, path, version, interval))
 
 
 def main(argv: list[str]) -> None:

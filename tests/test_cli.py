@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from targets import launcher
+from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser check has tests of its own (tests/test_browser.py) at a pace Chromium keeps.
@@ -102,18 +103,6 @@ def test_a_targets_file_error_names_file_line_and_key(tmp_path):
     assert f"{f}:8: target 2, key 'intervall': unknown key" in p.stderr
 
 
-def _processes_tagged(tag: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if tag.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_leaves_no_server_behind(tmp_path, sig):
     tag = f"CONFORMANCE_TEST_TAG={uuid.uuid4()}"
@@ -124,14 +113,14 @@ def test_an_interrupted_run_leaves_no_server_behind(tmp_path, sig):
     try:
         # Wait until both servers run (they carry the tag in their environment), then interrupt.
         deadline = time.monotonic() + 30
-        while len(_processes_tagged(tag)) < 3 and time.monotonic() < deadline:
+        while len(processes_tagged(tag)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)  # polling /proc: there is no event to wait on
-        assert len(_processes_tagged(tag)) >= 3, "the servers did not start"
+        assert len(processes_tagged(tag)) >= 3, "the servers did not start"
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 2, out[-2000:]
-    assert _processes_tagged(tag) == []
+    assert processes_tagged(tag) == []
     assert (tmp_path / "results.json").exists()

@@ -17,6 +17,7 @@ from conformance.run import Options, Run
 from conformance.target import Target
 from targets import launcher, matrix
 from targets.registry import BUILTINS, Builtin
+from processes import processes_tagged
 
 load_all()
 TIME_SCALE, COUNT = 0.2, 4
@@ -200,18 +201,6 @@ def test_a_target_whose_program_is_missing_is_skipped_with_the_hint(tmp_path, mo
     assert all(BUILTINS[n].missing() is None for n in MATRIX if "nginx" not in n)
 
 
-def _tagged(tag: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if tag.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 def test_nginx_and_its_upstream_are_both_torn_down(monkeypatch):
     b = BUILTINS["webpy-nginx-unbuffered"]
     if b.missing():
@@ -220,7 +209,7 @@ def test_nginx_and_its_upstream_are_both_torn_down(monkeypatch):
     monkeypatch.setenv("CONFORMANCE_TEST_TAG", tag)
     server = launcher.start(b.name, list(b.argv), TIME_SCALE)
     try:
-        pids = _tagged(tag)
+        pids = processes_tagged(tag)
         names = {Path(f"/proc/{p}/comm").read_text().strip() for p in pids if os.path.exists(f"/proc/{p}/comm")}
         # the wrapper, the upstream web.py app and nginx (master_process off: one process)
         assert len(pids) >= 3 and "nginx" in names, names
@@ -229,4 +218,4 @@ def test_nginx_and_its_upstream_are_both_torn_down(monkeypatch):
         assert rec.status == 200 and b"Lift off" in rec.body and rec.header_values("server")[0].startswith("nginx")
     finally:
         server.stop()
-    assert _tagged(tag) == []
+    assert processes_tagged(tag) == []
