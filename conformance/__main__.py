@@ -30,7 +30,7 @@ def pytest_args(argv: list[str]) -> list[str]:
     return out + args
 
 
-FLAGS = {"--strict", "--insecure", "-q", "-v", "-vv", "-x", "--quiet", "--verbose", "-h", "--help", "-rA", "-s"}
+FLAGS = {"--strict", "--insecure", "--follow-redirects", "-q", "-v", "-vv", "-x", "--quiet", "--verbose", "-h", "--help", "-rA", "-s"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from conformance.redirects import is_redirect, location_note
+
 MUST, SHOULD, INFO = "MUST", "SHOULD", "INFO"
 VERDICTS = ("pass", "fail", "warn", "info", "skip", "error")
 
@@ -60,6 +62,8 @@ class Check:
             return Finding("error", f"the {self.scenario!r} exchange was not recorded")
         if rec.error:
             return Finding("error", rec.error)
+        if self.needs_success and hasattr(rec, "status") and is_redirect(rec.status):
+            return Finding("error", location_note(rec), "a 2xx response")
         if self.needs_success and hasattr(rec, "status") and not (200 <= (rec.status or 0) < 300):
             start = rec.body[:200].decode("utf-8", "replace")
             return Finding("error", f"HTTP {rec.status} {rec.reason}; the body starts {start!r}",

@@ -39,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable); values are redacted in reports")
     # --timeout (idle timeout per read) is pytest-timeout's option, shared: for check tests it is
     # the read timeout, and each check test gets its own guard as a marker (markers win there).
+    g.addoption("--follow-redirects", action="store_true",
+                help="follow a URL target's redirects (at most 5; --header values stay with the first origin); by default a 3xx is an error")
     g.addoption("--large-url", metavar="URL", help="the endpoint delivery.large-body downloads (built-in targets bring their own)")
     g.addoption("--large-size", type=int, metavar="BYTES", help="size of the built-in targets' large body (default 1 GiB)")
     g.addoption("--baseline", metavar="PATH", help="a previous results.json: fail only on regressions against it")
@@ -117,7 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
                       strict=config.option.strict, report_dir=Path(config.option.report_dir),
                       large_size=config.option.large_size, repeat=config.option.repeat,
                       baseline=Path(config.option.baseline) if config.option.baseline else None,
-                      secret_headers=tuple(n for n, _ in _headers(config.option.header)))
+                      secret_headers=tuple(n for n, _ in _headers(config.option.header)),
+                      follow_redirects=config.option.follow_redirects)
     from conformance.gate import BaselineError
     try:
         config.stash[RUN_KEY] = Run(targets_from_options(config), options)
@@ -193,8 +196,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         text = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
         url = t.target.url if t.target.url and t.target.url != t.id else ""
         tr.write_line(f"{t.id:<28} {text}   {url}")
+        for hop in t.redirects:
+            tr.write_line(f"  redirect: {hop}")
         if t.launch_error:
-            tr.write_line(f"  could not start: {t.launch_error.splitlines()[-1]}")
+            doing = "could not start" if t.target.builtin else "not recorded"
+            tr.write_line(f"  {doing}: {t.launch_error.splitlines()[-1]}")
         if t.skip_reason:
             tr.write_line(f"  skipped: {t.skip_reason}", yellow=True)
     errors: dict[tuple[str, str], list[str]] = {}

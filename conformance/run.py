@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import SUITE_NAME, __version__, gate
+from conformance import SUITE_NAME, __version__, gate, redirects
 from conformance.catalogue import Check, Finding
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
@@ -42,6 +42,7 @@ class Options:
     large_size: int | None = None     # bytes of the built-in targets' large body (None: 1 GiB)
     repeat: int = 1                   # record each scenario this many times, judge by majority
     baseline: Path | None = None      # a previous results.json to compare verdicts with
+    follow_redirects: bool = False    # resolve a URL target's redirects before recording (redirects.py)
 
 
 class TargetRun:
@@ -52,6 +53,7 @@ class TargetRun:
         self.server: launcher.Running | None = None
         self.launch_error: str | None = None
         self.skip_reason: str | None = None   # a built-in whose program is not installed
+        self.redirects: list[str] = []        # --follow-redirects: the hops from the URL given
         self.scenarios: list[str] = []
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
@@ -74,8 +76,10 @@ class TargetRun:
         return max(1, self.run.options.repeat) * len(SCENARIOS) * self.recording_deadline() + 60
 
     def launch(self) -> None:
-        """Start the target's server, when the suite owns it."""
+        """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
         if not self.target.builtin:
+            if self.run.options.follow_redirects:
+                self._follow_redirects()
             return
         b = BUILTINS[self.target.builtin]
         self.skip_reason = b.missing()
@@ -88,6 +92,18 @@ class TargetRun:
             return
         path = b.path if self.target.count is None else f"/{self.target.count}"
         self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
+
+    def _follow_redirects(self) -> None:
+        res = redirects.resolve(self.target.url, list(self.target.headers), timeout=self.read_timeout(),
+                                insecure=self.target.insecure, secret_headers=self.run.options.secret_headers)
+        self.redirects = res.hops
+        if res.error:
+            self.launch_error = res.error
+            return
+        if res.headers_dropped:
+            self.target.headers = []   # credentials stay with the origin the user named
+            self.redirects.append("--header values not sent: the redirects lead to another origin")
+        self.target.url = res.url
 
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:
@@ -265,6 +281,8 @@ class Run:
                         break
             entry = {"id": t.id, "url": t.target.url, "profile": t.target.profile,
                      "interval_s": t.target.interval, "server": server}
+            if t.redirects:
+                entry["redirects"] = t.redirects
             if t.launch_error:
                 entry["error"] = t.launch_error
             if t.skip_reason:
