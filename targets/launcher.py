@@ -16,7 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,30 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+@contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM from fork until the server is registered: an interrupt in between
+    would leave a server that no ``stop()`` knows of (the kernel's parent-death signal kills it
+    only once the suite has exited, too late for a check that nothing is left). Signals are
+    handled in the main thread only, so elsewhere there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler not in (signal.SIG_IGN, None):
+            previous[sig] = signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in held:
+            signal.raise_signal(sig)   # now delivered to the handler restored above
+
+
 def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: float = 20.0,
           host: str = "127.0.0.1") -> Running:
     """Start ``argv`` and wait until it accepts connections. In ``argv``, ``{address}`` becomes
@@ -105,11 +131,11 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
         cmd = [a.replace("{address}", f"{host}:{port}").replace("{host}", host).replace("{port}", str(port))
                .replace("{python}", sys.executable).replace("{targets}", str(Path(__file__).resolve().parent))
                for a in argv]
-        with open(stderr_path, "wb") as err:
+        with _interrupts_deferred(), open(stderr_path, "wb") as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                                     cwd=tmp.name, start_new_session=True, preexec_fn=_die_with_parent)
-        running = Running(name, host, port, proc, stderr_path, tmp)
-        _running.add(running)
+            running = Running(name, host, port, proc, stderr_path, tmp)
+            _running.add(running)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
