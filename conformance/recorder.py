@@ -59,6 +59,8 @@ class Endpoint:
 def parse_url(url: str) -> Endpoint:
     try:
         parts = urlsplit(url)
+        if "@" in parts.netloc:   # messages below show the URL: never with its credentials
+            url = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
         port = parts.port
     except ValueError as e:
         raise BadURL(f"{url!r}: {e}") from None

@@ -1,8 +1,9 @@
 """What the suite checks: a target's URL and the producer's schedule it is judged against."""
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from conformance.timing import Delivery, analyse, countdown_count
 
@@ -25,6 +26,17 @@ class Target:
     concurrent_streams: int = 5       # delivery.concurrent: streams at once
     _deliveries: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        # user:password in a URL is sent as Basic credentials, as curl and browsers do, and taken
+        # out of the URL so that no id, result, recording or report shows it.
+        if self.url and "@" in (urlsplit(self.url).netloc or ""):
+            url, auth = split_credentials(self.url)
+            if self.id == self.url:
+                self.id = url
+            self.url = url
+            if not any(k.lower() == "authorization" for k, _ in self.headers):
+                self.headers = list(self.headers) + [("Authorization", auth)]
+
     @property
     def countdown_length(self) -> int | None:
         if self.count is not None:
@@ -44,3 +56,11 @@ class Target:
             self._deliveries[key] = (rec, analyse(rec, self.profile, self.interval, self.countdown_length,
                                                   self.expect_bursts))
         return self._deliveries[key][1]
+
+
+def split_credentials(url: str) -> tuple[str, str]:
+    """``http://user:pw@host/p`` → (``http://host/p``, the ``Basic …`` value of its credentials)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair.encode()).decode()

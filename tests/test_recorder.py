@@ -258,6 +258,12 @@ def test_bad_url(url):
         record(url)
 
 
+def test_a_bad_url_is_shown_without_its_password():
+    with pytest.raises(BadURL) as e:
+        parse_url("http://alice:pa55word@host:99999/")
+    assert "pa55word" not in str(e.value) and "http://***@host:99999/" in str(e.value)
+
+
 def test_url_forms():
     assert parse_url("http://h/caf\u00e9?q=\u00e9").target == "/caf%C3%A9?q=%C3%A9"
     assert parse_url("https://b\u00fccher.example/").host == "xn--bcher-kva.example"

@@ -1,5 +1,6 @@
 """Redirects (conformance/redirects.py): none is followed unless asked, and when asked, the
-``--header`` values (credentials) never go to another origin.
+``--header`` values (credentials) never go to another origin. Credentials in a URL are sent and
+never shown.
 
 Two small servers in this process stand for two origins. Each logs the request heads it gets, so
 a test can tell which requests reached which origin and with which headers.
@@ -126,3 +127,15 @@ def test_a_redirect_that_leads_nowhere_is_an_error(origins, tmp_path, path, why)
     assert p.returncode == 6 and judged(doc) == {"error"}
     assert doc["targets"][0]["error"].startswith(why.format(base=first.base))
     assert len(first.heads) <= 6   # 1 + MAX_HOPS probes, then nothing recorded
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_shown_nowhere(origins, tmp_path):
+    first, _ = origins
+    url = first.base.replace("http://", "http://alice:pa55word@") + "/final"
+    p = subprocess.run([sys.executable, "-m", "conformance", url, "--check", "framing.", "--profile", "bytes",
+                        "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:]
+    assert first.heads and all("Authorization: Basic YWxpY2U6cGE1NXdvcmQ=" in h for h in first.heads)
+    shown = p.stdout + p.stderr + "".join(f.read_text() for f in tmp_path.rglob("*") if f.is_file())
+    assert "pa55word" not in shown and "YWxpY2U6cGE1NXdvcmQ" not in shown
+    assert json.loads((tmp_path / "results.json").read_text())["targets"][0]["id"] == first.base + "/final"
