@@ -8,6 +8,7 @@ written, failed runs included.
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -121,11 +122,34 @@ def pytest_configure(config: pytest.Config) -> None:
                       baseline=Path(config.option.baseline) if config.option.baseline else None,
                       secret_headers=tuple(n for n, _ in _headers(config.option.header)),
                       follow_redirects=config.option.follow_redirects)
+    if _collects_checks(config):
+        _writable_report_dir(options.report_dir)
     from conformance.gate import BaselineError
     try:
         config.stash[RUN_KEY] = Run(targets_from_options(config), options)
     except BaselineError as e:
         raise pytest.UsageError(str(e)) from None
+
+
+def _collects_checks(config: pytest.Config) -> bool:
+    """Whether this pytest run is pointed at the check catalogue (not only at other tests)."""
+    checks = Path(catalogue.__file__).resolve().parent / "checks"
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == checks or checks in path.parents or path in checks.parents:
+            return True
+    return False
+
+
+def _writable_report_dir(path: Path) -> None:
+    """Results that cannot be written are lost: say so before any server starts (only for runs
+    of the checks, so a pytest run of other tests never makes the directory)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise pytest.UsageError(f"--report-dir {path}: cannot write there: {e.strerror or e}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -76,6 +76,8 @@ def test_a_non_2xx_answer_is_an_error_showing_the_status(tmp_path):
     (["--target", "no-such-target"], "is not a built-in target"),
     (["--check", "framing.nope"], "unknown check ID framing.nope"),
     (["--header", "no colon here"], "expected 'Name: value'"),
+    (["--target", "control-stream", "--report-dir", "/proc/no-such-dir"],
+     "--report-dir /proc/no-such-dir: cannot write there: No such file or directory"),
 ])
 def test_bad_input_is_a_usage_error_before_anything_starts(tmp_path, args, message):
     p = suite(*args, report_dir=tmp_path)
