@@ -7,6 +7,7 @@ written, failed runs included.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from pathlib import Path
@@ -126,9 +127,20 @@ def pytest_configure(config: pytest.Config) -> None:
         _writable_report_dir(options.report_dir)
     from conformance.gate import BaselineError
     try:
-        config.stash[RUN_KEY] = Run(targets_from_options(config), options)
+        config.stash[RUN_KEY] = run = Run(targets_from_options(config), options)
     except BaselineError as e:
         raise pytest.UsageError(str(e)) from None
+    run.on_wait = lambda trun, scenario, waited: _progress_line(config, trun, scenario, waited)
+
+
+def _progress_line(config: pytest.Config, trun, scenario: str, waited: float) -> None:
+    """A line while a check waits on a long recording, so a long stream does not look like a hang."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")   # a test's output is captured: step out of it
+    if tr is not None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            tr.write_line(f"... {trun.id}: waiting {waited:.0f} s so far for its {scenario!r} recording "
+                          f"(in flight: {trun.progress()})")
 
 
 def _collects_checks(config: pytest.Config) -> bool:

@@ -30,6 +30,7 @@ from targets.registry import BUILTINS
 
 # Exit codes (README, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
+PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TargetRun:
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._side_pool: ThreadPoolExecutor | None = None
+        self.live: dict = {}   # see Context.live
 
     @property
     def id(self) -> str:
@@ -137,7 +139,7 @@ class TargetRun:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
             self.target.large_size = self.run.options.large_size   # --large-size
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
-                       self.run.options.secret_headers, self.server)
+                       self.run.options.secret_headers, self.server, live=self.live)
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
@@ -148,14 +150,36 @@ class TargetRun:
         if self.launch_error:
             return Recording(scenario, "", error=self.launch_error)
         future = self._futures.get(scenario)
-        return future.result() if future else None
+        return self._wait(future, scenario) if future else None
 
     def recordings(self, scenario: str) -> list:
         """Every recording of the scenario (one per --repeat round)."""
         futures = self._repeats.get(scenario)
         if self.launch_error or not futures:
             return [self.recording(scenario)]
-        return [f.result() for f in futures]
+        return [self._wait(f, scenario) for f in futures]
+
+    def _wait(self, future: Future, scenario: str):
+        """A recording's result; while it is not ready, ``Run.on_wait`` hears every
+        ``PROGRESS_EVERY`` seconds how long it has been (a long stream is not a hang)."""
+        waited = 0.0
+        while not future.done():
+            futures_wait([future], timeout=PROGRESS_EVERY)
+            waited += PROGRESS_EVERY
+            if not future.done() and self.run.on_wait is not None:
+                self.run.on_wait(self, scenario, waited)
+        return future.result()
+
+    def progress(self) -> str:
+        """What the recordings still running have read so far, for a progress line."""
+        totals: dict[str, list[int]] = {}
+        for (name, _token), (n, reads) in list(self.live.items()):
+            t = totals.setdefault(name, [0, 0, 0])
+            t[0], t[1], t[2] = t[0] + 1, t[1] + n, t[2] + reads
+        if not totals:
+            return "no HTTP/1.1 exchange"
+        return "; ".join(f"{name}: {k} exchange{'s' * (k > 1)}, {n:,} bytes in {reads:,} reads"
+                         for name, (k, n, reads) in sorted(totals.items()))
 
     def round_of(self, rec) -> int:
         """Which --repeat round made this recording (0: the first, or the only one)."""
@@ -200,6 +224,8 @@ class Run:
         self.started_at: float | None = None
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
+        # called (target run, scenario, seconds waited) while a check waits on a recording
+        self.on_wait = None
         self._lock = threading.Lock()
         # --baseline: {(target, check): verdict} of a previous run (gate.BaselineError if unusable)
         self.baseline = gate.load_baseline(options.baseline) if options.baseline else None

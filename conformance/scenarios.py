@@ -29,12 +29,21 @@ class Context:
     secret_headers: tuple[str, ...] = ()
     server: Any = None    # targets.launcher.Running for built-in targets
     extra: dict = field(default_factory=dict)
+    live: dict | None = None   # (exchange name, token) -> (bytes, reads) so far of each exchange in flight
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
         headers = list(self.target.headers) + list(exchange.headers)
         ex = Exchange(exchange.scenario, exchange.method, exchange.http_version, headers, exchange.after_end_wait)
-        return record(url or self.url, ex, timeout=self.timeout, deadline=self.deadline,
-                      insecure=self.target.insecure, secret_headers=self.secret_headers, **kw)
+        if self.live is None or "progress" in kw:
+            return record(url or self.url, ex, timeout=self.timeout, deadline=self.deadline,
+                          insecure=self.target.insecure, secret_headers=self.secret_headers, **kw)
+        key = (ex.scenario, object())   # one entry per exchange in flight
+        try:
+            return record(url or self.url, ex, timeout=self.timeout, deadline=self.deadline,
+                          insecure=self.target.insecure, secret_headers=self.secret_headers,
+                          progress=lambda rec: self.live.__setitem__(key, (rec.raw_bytes, len(rec.reads))), **kw)
+        finally:
+            self.live.pop(key, None)
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,30 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
     except OSError:
         return "?"
+
+
+def test_a_check_waiting_on_a_long_recording_hears_of_its_progress(monkeypatch, tmp_path):
+    """While a check waits on a recording, ``Run.on_wait`` is called every PROGRESS_EVERY seconds
+    (the plugin prints it as a line), and the wait still returns the recording."""
+    from concurrent.futures import Future
+
+    from conformance import run as run_module
+    from conformance.run import Options, Run
+    from conformance.target import Target
+
+    monkeypatch.setattr(run_module, "PROGRESS_EVERY", 0.01)
+    run = Run([Target("t", "http://127.0.0.1:1/5")], Options(report_dir=tmp_path))
+    trun = run.targets[0]
+    future: Future = Future()
+    heard = []
+
+    def on_wait(t, scenario, waited):   # the recording ends after the second progress line
+        heard.append((t.id, scenario, round(waited, 2), t.progress()))
+        trun.live[("get", object())] = (1234, 5)
+        if len(heard) == 2:
+            future.set_result("the recording")
+
+    run.on_wait = on_wait
+    trun._futures["get"] = future
+    assert trun.recording("get") == "the recording"
+    assert heard == [("t", "get", 0.01, "no HTTP/1.1 exchange"), ("t", "get", 0.02, "get: 1 exchange, 1,234 bytes in 5 reads")]
