@@ -17,7 +17,7 @@ import pytest
 from conformance import catalogue
 from conformance.recorder import BadURL, parse_url
 from conformance.run import EXIT_INTERRUPTED, Options, Run
-from conformance.target import PROFILES, Target
+from conformance.target import MAX_STREAMS, PROFILES, Target
 from conformance.timing import countdown_count
 from targets.registry import BUILTINS, DEFAULT_TARGETS
 
@@ -43,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # the read timeout, and each check test gets its own guard as a marker (markers win there).
     g.addoption("--follow-redirects", action="store_true",
                 help="follow a URL target's redirects (at most 5; --header values stay with the first origin); by default a 3xx is an error")
+    g.addoption("--concurrent-streams", type=int, metavar="N",
+                help=f"delivery.concurrent: streams opened at once (default 5, at most {MAX_STREAMS})")
     g.addoption("--large-url", metavar="URL", help="the endpoint delivery.large-body downloads (built-in targets bring their own)")
     g.addoption("--large-size", type=int, metavar="BYTES", help="size of the built-in targets' large body (default 1 GiB)")
     g.addoption("--baseline", metavar="PATH", help="a previous results.json: fail only on regressions against it")
@@ -103,6 +105,11 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers,
                           insecure=b.insecure or opt.insecure, builtin=name,
                           large_url=opt.large_url))
+    if opt.concurrent_streams is not None:
+        if not 1 <= opt.concurrent_streams <= MAX_STREAMS:
+            raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")
+        for t in out:
+            t.concurrent_streams = opt.concurrent_streams
     ids = [t.id for t in out]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

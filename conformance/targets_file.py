@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conformance.recorder import BadURL, parse_url
-from conformance.target import PROFILES, Target
+from conformance.target import MAX_STREAMS, PROFILES, Target
 from conformance.timing import countdown_count
 
 KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count": int, "expect_bursts": int,
-        "headers": dict, "insecure": bool, "large_url": str}
+        "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int}
 
 
 def _line_of(text: str, index: int, key: str | None) -> int:
@@ -74,7 +74,10 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         for key in ("count", "expect_bursts"):
             if key in t and t[key] < 1:
                 raise bad(key, "must be at least 1")
+        if not 1 <= t.get("concurrent_streams", 1) <= MAX_STREAMS:
+            raise bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
         out.append(Target(t["id"], t["url"], profile, interval, t.get("count"), t.get("expect_bursts"), headers,
-                          t.get("insecure", defaults.get("insecure", False)), large_url=t.get("large_url")))
+                          t.get("insecure", defaults.get("insecure", False)), large_url=t.get("large_url"),
+                          **{k: t[k] for k in ("concurrent_streams",) if k in t}))
     return out

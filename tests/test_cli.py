@@ -76,6 +76,7 @@ def test_a_non_2xx_answer_is_an_error_showing_the_status(tmp_path):
     (["--target", "no-such-target"], "is not a built-in target"),
     (["--check", "framing.nope"], "unknown check ID framing.nope"),
     (["--header", "no colon here"], "expected 'Name: value'"),
+    (["--target", "control-stream", "--concurrent-streams", "0"], "--concurrent-streams must be 1 to 64, not 0"),
     (["--target", "control-stream", "--report-dir", "/proc/no-such-dir"],
      "--report-dir /proc/no-such-dir: cannot write there: No such file or directory"),
 ])
@@ -84,6 +85,14 @@ def test_bad_input_is_a_usage_error_before_anything_starts(tmp_path, args, messa
     assert p.returncode == 4
     assert message in p.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+def test_the_number_of_concurrent_streams_is_an_option(tmp_path):
+    p = suite("--target", "control-stream", *FAST, "--check", "delivery.concurrent", "--concurrent-streams", "3",
+              report_dir=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:]
+    (r,) = results(tmp_path)["results"]
+    assert r["verdict"] == "pass" and r["metrics"]["streams"] == 3 and r["observed"].startswith("3 streams at once")
 
 
 def test_check_selection_by_prefix_and_no_check_left(tmp_path):

@@ -24,6 +24,7 @@ url = "http://127.0.0.1:8080/events"
 interval = 2
 count = 3
 insecure = true
+concurrent_streams = 8
 '''
 
 
@@ -41,6 +42,7 @@ def test_designs_example_loads(tmp_path):
     assert a.large_url == "https://example.org/big.iso"
     # the profile defaults from the URL: a /N path or a count is a countdown
     assert (b.profile, b.interval, b.count, b.insecure) == ("countdown", 2.0, 3, True)
+    assert (a.concurrent_streams, b.concurrent_streams) == (5, 8)
 
 
 def test_insecure_defaults_to_the_command_line(tmp_path):
@@ -57,6 +59,7 @@ def test_insecure_defaults_to_the_command_line(tmp_path):
     ('id = "a"\nurl = "http://h/1"\nprofile = "video"\n', 4, "profile", "one of countdown"),
     ('id = "a"\nurl = "ftp://h/1"\n', 3, "url", "scheme must be http or https"),
     ('id = "a"\nurl = "http://h/1"\nlarge_url = "file:///x"\n', 4, "large_url", "scheme must be http or https"),
+    ('id = "a"\nurl = "http://h/1"\nconcurrent_streams = 65\n', 4, "concurrent_streams", "must be 1 to 64"),
     ('id = "a"\n', 1, "url", "missing"),
 ])
 def test_a_mistake_names_file_line_and_key(tmp_path, body, line, key, why):
@@ -70,7 +73,7 @@ def test_a_mistake_names_file_line_and_key(tmp_path, body, line, key, why):
 
 def test_the_second_table_is_named_by_its_own_line(tmp_path):
     f = write(tmp_path, GOOD + '\n[[target]]\nid = "c"\nurl = "http://h/1"\nheaders = "Authorization: x"\n')
-    with pytest.raises(pytest.UsageError, match=rf"^{f}:22: target 3, key 'headers': expected dict"):
+    with pytest.raises(pytest.UsageError, match=rf"^{f}:23: target 3, key 'headers': expected dict"):
         load(f)
 
 
