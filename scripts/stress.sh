@@ -10,11 +10,16 @@ logs=${2:-stress-logs}
 mkdir -p "$logs"
 python3 -c "while True: pass" &
 burner=$!
-trap 'kill $burner 2>/dev/null' EXIT INT TERM
+suite=
+# Stopping the loop stops the run in progress too (its servers go with it) and the burner.
+trap 'kill $burner $suite 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
 failed=0
 for i in $(seq 1 "$runs"); do
     start=$(date +%s)
-    .venv/bin/python -m pytest tests -q -p no:cacheprovider -rfE >"$logs/run-$i.log" 2>&1
+    .venv/bin/python -m pytest tests -q -p no:cacheprovider -rfE >"$logs/run-$i.log" 2>&1 &
+    suite=$!
+    wait $suite
     rc=$?
     load=$(cut -d' ' -f1 /proc/loadavg)
     summary=$(tail -n 1 "$logs/run-$i.log")

@@ -9,6 +9,7 @@ SIGTERM to the server if the suite itself is killed outright.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import os
 import signal
@@ -73,9 +74,42 @@ class Running:
                 except subprocess.TimeoutExpired:
                     continue
         self.process.wait()
+        # The server's own children (nginx's upstream, say) are in its group and got the same
+        # signal, but may still be exiting after it: stop() returns once none is left.
+        for sig in (None, signal.SIGKILL):
+            if sig is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, sig)
+            deadline = time.monotonic() + 3.0
+            while _group_alive(self.process.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling /proc: a process's exit is not an event we can wait on
+            if not _group_alive(self.process.pid):
+                break
         if self._final_stderr is None:
             self._final_stderr = self.stderr()
             self._tmpdir.cleanup()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in process group ``pgid``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
