@@ -44,9 +44,9 @@ READ_SIZE = 256 * 1024
 
 
 def _headers(ctx: Context, exchange: Exchange) -> Exchange:
-    """The exchange with the target's own headers (``--header``) first, as ``Context.record`` does."""
-    return Exchange(exchange.scenario, exchange.method, exchange.http_version,
-                    list(ctx.target.headers) + list(exchange.headers), exchange.after_end_wait)
+    """The exchange with the target's own headers (``--header``) first and the watch, as
+    ``Context.record`` sends it."""
+    return ctx.exchange(exchange)
 
 
 class _Primary:
@@ -197,6 +197,12 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
         buf = bytearray(READ_SIZE)
         while True:
             wait = min(timeout, start + deadline - time.monotonic())
+            if exchange.watch and p.status is not None:
+                left = t0 + exchange.watch - time.monotonic()
+                if left <= 0:
+                    rec.end, rec.end_t = "watched", time.monotonic() - t0
+                    break
+                wait = min(wait, left)
             if wait <= 0:
                 rec.end, rec.end_t = "deadline", time.monotonic() - t0
                 break
@@ -204,7 +210,8 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
             try:
                 n = sock.recv_into(buf)
             except (TimeoutError, socket.timeout):
-                rec.end, rec.end_t = "timeout", time.monotonic() - t0
+                watched = exchange.watch and p.status is not None and time.monotonic() >= t0 + exchange.watch
+                rec.end, rec.end_t = "watched" if watched else "timeout", time.monotonic() - t0
                 break
             t = time.monotonic() - t0
             if n == 0:
@@ -373,7 +380,7 @@ def _replay_holder(ctx: Context, url: str, result: Concurrent, barrier, start) -
     except threading.BrokenBarrierError:
         pass
     try:
-        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder")), on_read, timeout=ctx.timeout,
+        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder", watch=0.0)), on_read, timeout=ctx.timeout,
                             deadline=ctx.deadline, insecure=ctx.target.insecure, secret_headers=ctx.secret_headers)
     except BadURL as e:
         result.holder_note = f"the holder page cannot be read: {e}"

@@ -17,8 +17,7 @@ import pytest
 from conformance import catalogue
 from conformance.recorder import BadURL, parse_url
 from conformance.run import EXIT_INTERRUPTED, Options, Run
-from conformance.target import MAX_STREAMS, PROFILES, Target
-from conformance.timing import countdown_count
+from conformance.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target
 from targets.registry import BUILTINS, DEFAULT_TARGETS
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -30,8 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--target", action="append", default=[], metavar="NAME",
                 help=f"a built-in target (repeatable); default: {' '.join(DEFAULT_TARGETS)}")
     g.addoption("--targets-file", metavar="PATH", help="a TOML file listing targets (see DESIGN.md)")
-    g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: countdown for /N URLs, else bytes)")
-    g.addoption("--interval", type=float, metavar="SECONDS", help="the producer's expected time between writes (default 1.0)")
+    g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: from the response's Content-Type)")
+    g.addoption("--interval", type=float, metavar="SECONDS",
+                help="the producer's expected time between writes (default: inferred from the stream; --profile countdown: 1.0)")
+    g.addoption("--watch", type=float, metavar="SECONDS",
+                help=f"how long a stream that has not ended is recorded before it is judged on what arrived (default {DEFAULT_WATCH_S:g} s, or the known schedule)")
     g.addoption("--count", type=int, metavar="N", help="countdown length when the URL's /N does not say (built-in targets: the N they serve)")
     g.addoption("--expect-bursts", type=int, metavar="N", help="minimum separate arrivals expected (bytes profile)")
     g.addoption("--time-scale", type=float, default=1.0, metavar="F", help="multiplies every sleep of the built-in targets (1.0 = the seed's timing)")
@@ -76,6 +78,7 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     interval = _positive("--interval", opt.interval)
     _positive("--time-scale", opt.time_scale)
     _positive("--timeout", opt.timeout)
+    watch = _positive("--watch", opt.watch)
     for name, v in (("--count", opt.count), ("--expect-bursts", opt.expect_bursts), ("--repeat", opt.repeat),
                     ("--large-size", opt.large_size)):
         if v is not None and v < 1:
@@ -87,12 +90,17 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
             ep = parse_url(url)
         except BadURL as e:
             raise pytest.UsageError(f"--target-url {e}") from None
-        profile = opt.profile or ("countdown" if countdown_count(ep.target) or opt.count else "bytes")
-        out.append(Target(url, url, profile, interval or 1.0, opt.count, opt.expect_bursts, headers, opt.insecure,
-                          large_url=opt.large_url))
+        # Without --profile the response decides (Target.profile_of); a countdown named as such
+        # keeps the seed's own 1 s pace unless --interval says otherwise.
+        profile = opt.profile
+        if interval is None and profile == "countdown":
+            interval = 1.0
+        out.append(Target(url, url, profile, interval, opt.count, opt.expect_bursts, headers, opt.insecure,
+                          large_url=opt.large_url, watch=watch))
+        interval = _positive("--interval", opt.interval)
     if opt.targets_file:
         from conformance.targets_file import load
-        out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers))
+        out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers, watch=watch))
     names = list(opt.target)
     if not names and not out:
         names = list(DEFAULT_TARGETS)
@@ -104,7 +112,7 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         b = BUILTINS[name]
         out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers,
                           insecure=b.insecure or opt.insecure, builtin=name,
-                          large_url=opt.large_url))
+                          large_url=opt.large_url, watch=watch))
     if opt.concurrent_streams is not None:
         if not 1 <= opt.concurrent_streams <= MAX_STREAMS:
             raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")

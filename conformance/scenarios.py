@@ -8,7 +8,7 @@ them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from conformance.recorder import Exchange, record
@@ -30,10 +30,16 @@ class Context:
     server: Any = None    # targets.launcher.Running for built-in targets
     extra: dict = field(default_factory=dict)
     live: dict | None = None   # (exchange name, token) -> (bytes, reads) so far of each exchange in flight
+    watch: float | None = None  # s: a stream still open this long after its request is closed and judged
+    recorded: Callable[[str], Any] | None = None   # another scenario's record of this target, by name
+
+    def exchange(self, exchange: Exchange) -> Exchange:
+        """The exchange as sent: the target's own headers (``--header``) first, and the watch."""
+        return replace(exchange, headers=list(self.target.headers) + list(exchange.headers),
+                       watch=self.watch if exchange.watch is None else exchange.watch)
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
-        headers = list(self.target.headers) + list(exchange.headers)
-        ex = Exchange(exchange.scenario, exchange.method, exchange.http_version, headers, exchange.after_end_wait)
+        ex = self.exchange(exchange)
         if self.live is None or "progress" in kw:
             return record(url or self.url, ex, timeout=self.timeout, deadline=self.deadline,
                           insecure=self.target.insecure, secret_headers=self.secret_headers, **kw)
