@@ -87,7 +87,7 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     out: list[Target] = []
     for url in opt.target_url:
         try:
-            ep = parse_url(url)
+            parse_url(url)
         except BadURL as e:
             raise pytest.UsageError(f"--target-url {e}") from None
         # Without --profile the response decides (Target.profile_of); a countdown named as such

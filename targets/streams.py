@@ -47,7 +47,7 @@ MODES = {
 SEED = 13
 TOKENS = 40
 BUFFER = 4096
-TAIL = 6    # bytes of each gzip flush held back: 2 of deflate data and the 4-byte sync marker
+TAIL = 8    # bytes of each gzip flush held back: 4 of deflate data (an event's last bytes) and the sync marker
 
 
 def token_schedule(scale: float) -> list[float]:
