@@ -260,9 +260,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             errors.setdefault((r["target"], r["observed"]), []).append(r["check"])
     for (target, why), checks in errors.items():
         tr.write_line(f"\nERROR {target}: {len(checks)} checks could not be judged: {why}", red=True)
+    causes = {t.id: run.diagnosis(t) for t in run.targets}
     for r in run.results:
-        if r["verdict"] in ("fail", "warn"):
-            tr.write_line("\n" + catalogue.describe(r), red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
+        if r["verdict"] not in ("fail", "warn"):
+            continue
+        colour = dict(red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
+        if "cause" in r:   # said once below, with the cause
+            tr.write_line(f"\n{r['verdict'].upper()} {r['check']} [{r['level']}] {r['target']}: see cause "
+                          f"{r['cause'] + 1} below", **colour)
+        else:
+            tr.write_line("\n" + catalogue.describe(r), **colour)
+    for tid, found in causes.items():
+        for n, c in enumerate(found, 1):
+            tr.write_line(f"\nCAUSE {n} {tid}: {c.cause}", bold=True)
+            tr.write_line(f"  explains: {', '.join(c.explains)}")
+            tr.write_line(f"  hop: {c.hop}")
+            tr.write_line(f"  evidence: {c.evidence}")
+            tr.write_line(f"  fix: {c.fix}")
     path = getattr(config, "_conformance_results", None)
     if path:
         comparison = run.comparison()   # --baseline: the CI gate (conformance/gate.py)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects
 from conformance.catalogue import Check, Finding
+from conformance.diagnosis import diagnose
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
@@ -342,6 +343,17 @@ class Run:
             return EXIT_UNREACHABLE
         return EXIT_FAILED if "fail" in verdicts else EXIT_OK
 
+    def diagnosis(self, trun: TargetRun) -> list:
+        """The distinct causes behind the target's findings (``conformance.diagnosis``); the
+        findings they explain get a ``cause`` index into the list."""
+        headers = []
+        fut = trun._futures.get(MAIN)
+        if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+            headers = getattr(fut.result(), "headers", None) or []
+        with self._lock:
+            mine = [r for r in self.results if r["target"] == trun.id]
+            return diagnose(mine, headers)
+
     def results_document(self) -> dict:
         duration = time.monotonic() - self.started_at if self.started_at else 0.0
         targets = []
@@ -365,6 +377,7 @@ class Run:
                 entry["skipped"] = t.skip_reason
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
+            entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]
             targets.append(entry)
         return {
             "schema": 1,

@@ -14,7 +14,7 @@ Modes:
 - ``sse-endless``: one event every 0.5 s, never ending.
 - ``ndjson-lines``: 30 NDJSON lines 100 ms apart.
 - ``sse-gzip-tail``: 12 events 0.5 s apart; gzip when asked, and each flush's last bytes (the
-  end of the event's deflate data and the sync marker) held until the next event; identity
+  last 4 bytes of deflate data, which hold the event's end, and the sync marker) held until the next event; identity
   streams.
 - ``sse-gzip-held``: 12 events 0.5 s apart; gzip when asked and the whole body held to the end;
   identity streams.

@@ -69,7 +69,7 @@ def test_head_early(seq, target):
             continue
         first = rec.first_body_t()
         codings = content_codings(rec)
-        label = f"{name} ({'+'.join(codings) or 'identity'})" if name == "browser-style" else name
+        label = (f"{name} ({'+'.join(codings)})" if codings else f"{name} (not compressed)") if name == "browser-style" else name
         m = FreeMargins(rec.connect_s or 0.0)
         seen.append(f"{label}: head at {ms(rec.head_t)}, first body byte at {ms(first)}")
         if first is not None and rec.head_t - m.rtt >= m.hold_silence and first - rec.head_t < m.window:
