@@ -110,7 +110,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         if name not in BUILTINS:
             raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
         b = BUILTINS[name]
-        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers,
+        pace = None if b.interval is None else b.interval * opt.time_scale
+        out.append(Target(name, None, b.profile, pace, opt.count, None, headers,
                           insecure=b.insecure or opt.insecure, builtin=name,
                           large_url=opt.large_url, watch=watch))
     if opt.concurrent_streams is not None:

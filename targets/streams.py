@@ -139,7 +139,7 @@ class Stream:
             if buf:
                 self.sock.sendall(chunk(buf))
         elif compress:
-            self._gzip(start, schedule, hold_all=mode == "sse-gzip-held")
+            self._gzip(start, schedule, hold={"sse-gzip-held": "all", "sse-gzip-tail": "tail"}.get(mode))
         else:
             for t, piece in schedule:
                 self.at(start, t)
@@ -147,18 +147,19 @@ class Stream:
         self.sock.sendall(b"0\r\n\r\n")
         return True
 
-    def _gzip(self, start: float, schedule, hold_all: bool) -> None:
-        """Each event compressed and sync-flushed (as a streaming gzip layer does); the tail of
-        each flush (or, with ``hold_all``, everything) is held until the next event is written."""
+    def _gzip(self, start: float, schedule, hold: str | None) -> None:
+        """Each event compressed and sync-flushed (as a streaming gzip layer does); ``hold``:
+        "tail" holds the tail of each flush until the next event, "all" holds everything."""
         z = zlib.compressobj(6, zlib.DEFLATED, 31)
         held = b""
         for t, piece in schedule:
             self.at(start, t)
             data = held + z.compress(piece) + z.flush(zlib.Z_SYNC_FLUSH)
-            if hold_all:
+            if hold == "all":
                 held = data
                 continue
-            out, held = data[:-TAIL], data[-TAIL:]
+            keep = TAIL if hold == "tail" else 0
+            out, held = (data[:-keep], data[-keep:]) if keep else (data, b"")
             if out:
                 self.sock.sendall(chunk(out))
         self.sock.sendall(chunk(held + z.flush()))
@@ -194,3 +195,11 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def builtins():
+    """The modes as built-in targets ``control-<mode>``: judged, as users' URLs are, with no
+    profile or interval given (see ``targets.registry``)."""
+    from targets.registry import Builtin
+    return [Builtin(f"control-{mode}", ("{python}", "-m", "targets.streams", mode, "{address}"), f"control: {what}",
+                    path="/", profile=None, interval=None) for mode, what in MODES.items()]

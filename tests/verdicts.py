@@ -63,7 +63,7 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "asgi-hypercorn-h2": {"delivery.h2": "pass",
                           # hypercorn lets the app write once more after a failed write before it raises
                           "delivery.disconnect": "warn"},
-    "control-h2-buffered": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
+    "control-h2-buffered": {"delivery.head-early": "warn", "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
                             "client.httpx": "warn", "delivery.h2": "warn", **HELD, "delivery.http10": "warn"},
     # delivery under real conditions (targets/conditions.py): one fault each
     "control-gzip-stream": dict(CONDITIONS_OK),   # gzip decoded read by read still streams
