@@ -18,6 +18,8 @@ def ms(seconds) -> str:
 def summary(c) -> str:
     worst, held = c.worst, c.held()
     coded = "" if c.encodings == ("identity", "identity") else f" (Content-Encoding: origin {c.encodings[0]}, target {c.encodings[1]}; decoded)"
+    if not coded and c.coding != "identity":
+        coded = " (asked for; neither compressed)"
     if worst is None:
         return (f"{c.coding}{coded}: none of the origin's {len(c.events)} events came through the chain "
                 f"(matched by {c.match}; the target sent {c.target_found})")
@@ -57,10 +59,10 @@ def test_chain(chain, target):
     metrics = {}
     for c in done:
         pre = "" if c.coding == "identity" else f"{c.coding}_"
-        metrics.update({f"{pre}max_held_ms": round(c.worst.held * 1000, 1) if c.matched else None,
-                        f"{pre}median_held_ms": round(median(c.held()) * 1000, 1) if c.matched else None,
-                        f"{pre}max_held_events": round(c.worst.held / c.interval, 2) if c.matched and c.interval else None,
-                        f"{pre}held_ms": [round(h * 1000, 1) for h in c.held()[:50]],
+        metrics.update({f"{pre}max_held_ms": round(c.worst.held * 1000, 1) + 0.0 if c.matched else None,
+                        f"{pre}median_held_ms": round(median(c.held()) * 1000, 1) + 0.0 if c.matched else None,
+                        f"{pre}max_held_events": round(c.worst.held / c.interval, 2) + 0.0 if c.matched and c.interval else None,
+                        f"{pre}held_ms": [round(h * 1000, 1) + 0.0 for h in c.held()[:50]],
                         f"{pre}origin_bursts": c.origin_bursts, f"{pre}target_bursts": c.target_bursts,
                         f"{pre}merged_bursts": c.merged})
     return (passed if all(c.ok for c in done) else failed)(observed, expected, limit_ms=round(limit.limit * 1000, 1),
