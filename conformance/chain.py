@@ -42,6 +42,8 @@ from conformance.timing import (Margins, countdown_count, countdown_group_offset
 HINT = ("give the origin behind the chain with --reference ORIGIN_URL (or reference = \"...\" in a targets "
         "file); mount the probe (conformance.probe) at the origin to judge the chain exactly")
 CODINGS = (("identity", ()), ("gzip", (("Accept-Encoding", "gzip"),)))
+STREAM_TYPES = {"text/event-stream": "sse", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson",
+                "application/json-seq": "ndjson"}
 CLOCK_SANITY_S = 5.0   # probe timestamps of the two copies further apart than this: not one clock
 
 
@@ -140,6 +142,9 @@ def _chain(ctx: Context) -> Chain:
         except BadURL as e:
             barrier.abort()
             rec, t0 = Recording(ex.scenario, url, error=str(e)), None
+        except Exception as e:  # noqa: BLE001 - a bug of ours must not end the run; say what it was
+            barrier.abort()
+            rec, t0 = Recording(ex.scenario, url, error=f"recorder error: {type(e).__name__}: {e}"), None
         legs[i] = Leg(role, coding, rec, t0)
 
     threads = [threading.Thread(target=run, args=(i, *job), daemon=True, name=f"chain-{i}")
@@ -290,6 +295,11 @@ def compare(origin: Leg, target: Leg, profile: str, count: int | None, interval:
     if po is not None:
         profile, count = po.profile, po.count
         interval = po.interval if po.interval > 0 else interval
+    elif profile == "countdown":
+        # The countdown is the default for any URL ending in /N; a body that says it is an event
+        # stream or NDJSON is read as one (DESIGN: the profile comes from the response).
+        ctype = (origin.rec.header_values("content-type") or [""])[0].split(";")[0].strip().lower()
+        profile = STREAM_TYPES.get(ctype, profile)
     if profile == "countdown" and not count:
         count = countdown_count(origin.rec.url.split("?")[0])
     rtt = max(origin.rec.connect_s or 0.0, target.rec.connect_s or 0.0)

@@ -136,6 +136,15 @@ def test_the_probes_later_copy_is_not_held():
     assert g.verdict == "pass" and g.metrics["max_held_ms"] == pytest.approx(81, abs=2)
 
 
+def test_an_event_stream_at_a_countdown_url_is_read_as_one():
+    """/sse/N looks like a countdown URL; the origin's Content-Type says what the body is."""
+    wo = plain_writes("sse", 4)
+    origin = rec_of(wo, [0.001 + k * 0.5 for k in range(4)])
+    origin.headers = [["Content-Type", "text/event-stream; charset=utf-8"]]
+    f = CHAIN.judge(chain_of(origin, rec_of(wo, [1.503] * 4)), Target("t", "http://t/sse/4", "countdown", 0.5))
+    assert f.verdict == "fail" and "matched by event content" in f.observed, f.observed
+
+
 def test_dynamic_content_is_matched_by_position():
     wo = [b'{"k": %d, "t": %d}\n' % (k, 100 + k) for k in range(4)]
     wt = [b'{"k": %d, "t": %d}\n' % (k, 200 + k) for k in range(4)]
