@@ -4,12 +4,13 @@ recorded at the same time with the same request, their events matched by content
 ``--reference ORIGIN_URL`` (``reference`` in a targets file) names the origin a target's chain
 (proxy, CDN, middleware) forwards to. The scenario opens four connections, all written at the
 same moment (a barrier after connecting): the origin and the target asked with the recorder's
-``Accept-Encoding: identity``, and both again with ``Accept-Encoding: gzip``, so a chain that
+``Accept-Encoding: identity``, and both again with the codings a browser accepts
+(``Accept-Encoding: gzip, deflate, br, zstd``), so a chain that
 holds only when it compresses is seen too. Every recording keeps the monotonic time of its
 t = 0, so the two sides of a pair share one clock.
 
 The analysis (``compare``) finds the same events in both bodies (decoded read by read when
-gzip-coded, ``conditions.decoded``): the probe's writes by their sequence numbers; countdown
+content-coded, ``codings.decoded``): the probe's writes by their sequence numbers; countdown
 groups by their content; SSE events and NDJSON lines by their text (or, when the two copies
 differ, as dynamic content does, by position); ``bytes`` by the offsets where the origin's
 bursts end. For each event it measures how much later it reached the client through the chain
@@ -31,19 +32,20 @@ from dataclasses import dataclass, field
 
 import h11
 
-from conformance.conditions import GZIP_CODINGS, _Primary, content_codings, decoded
+from conformance.codings import BROWSER_ACCEPT_ENCODING, content_codings, decoded
+from conformance.conditions import _Primary
 from conformance.probe import ProbeSchedule, recognise
 from conformance.recorder import BadURL, Exchange, _connect, _exchange, _request, parse_url, request_headers
 from conformance.recording import Recording, redact
 from conformance.scenarios import Context, Scenario, register
-from conformance.timing import (Margins, countdown_count, countdown_group_offsets, ndjson_line_ends,
-                                split_bursts, body_arrivals, sse_event_ends)
+from conformance.target import profile_of
+from conformance.timing import (Margins, body_arrivals, countdown_count, countdown_group_offsets, ndjson_line_ends,
+                                split_bursts, sse_event_ends)
 
 HINT = ("give the origin behind the chain with --reference ORIGIN_URL (or reference = \"...\" in a targets "
         "file); mount the probe (conformance.probe) at the origin to judge the chain exactly")
-CODINGS = (("identity", ()), ("gzip", (("Accept-Encoding", "gzip"),)))
-STREAM_TYPES = {"text/event-stream": "sse", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson",
-                "application/json-seq": "ndjson"}
+# Asked twice: as the recorder asks (identity), and with the codings a browser accepts.
+CODINGS = (("identity", ()), ("compressed", (("Accept-Encoding", BROWSER_ACCEPT_ENCODING),)))
 CLOCK_SANITY_S = 5.0   # probe timestamps of the two copies further apart than this: not one clock
 
 
@@ -63,7 +65,7 @@ def set_reference(target, url: str | None) -> None:
 @dataclass
 class Leg:
     role: str                 # "origin" or "target"
-    coding: str               # what was asked for: "identity" or "gzip"
+    coding: str               # what was asked for: "identity" or "compressed"
     rec: Recording
     t0: float | None = None   # monotonic time of the recording's t = 0 (None: no request sent)
 
@@ -156,7 +158,7 @@ def _chain(ctx: Context) -> Chain:
     return Chain("chain", legs, ref)
 
 
-register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and gzip", _chain))
+register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and compressed", _chain))
 
 
 # --- comparing the two ------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class Event:
 
 @dataclass
 class Comparison:
-    coding: str                   # asked for: identity or gzip
+    coding: str                   # asked for: identity or compressed
     profile: str
     interval: float
     match: str                    # how events were matched
@@ -215,14 +217,15 @@ class Comparison:
 
 
 def _plain(rec: Recording) -> tuple[Recording | None, str, list[str]]:
-    """The recording with its content decoded (gzip), its coding, and notes (None: cannot decode)."""
+    """The recording with its content decoded read by read (``codings.decoded``), its codings,
+    and notes (None: it cannot be decoded here)."""
     codings = content_codings(rec)
     if not codings:
         return rec, "identity", []
-    if all(c in GZIP_CODINGS for c in codings):
-        out, notes = decoded(rec)
-        return out, ", ".join(codings), notes
-    return None, ", ".join(codings), []
+    out, notes = decoded(rec)
+    if rec.body_bytes and not out.body_bytes and notes:
+        return None, ", ".join(codings), notes
+    return out, ", ".join(codings), notes
 
 
 def _time_of(rec: Recording, starts: list[int], offset: int) -> float | None:
@@ -283,32 +286,36 @@ def _events(o: Recording, t: Recording, profile: str, count: int | None, po: Pro
     return ("byte offsets", [(x, f"byte {x}", x) for x in offs], {x: x for x in offs if x < len(tb)}, [])
 
 
-def compare(origin: Leg, target: Leg, profile: str, count: int | None, interval: float) -> Comparison | str:
-    """The per-event comparison of one pair, or why it cannot be made."""
+def compare(origin: Leg, target: Leg, profile: str | None, count: int | None,
+            interval: float | None) -> Comparison | str:
+    """The per-event comparison of one pair, or why it cannot be made. ``profile`` None: from
+    the origin's response; ``interval`` None: the probe's, else the origin's median gap."""
     o, ocod, onotes = _plain(origin.rec)
     t, tcod, tnotes = _plain(target.rec)
     if o is None or t is None:
-        return (f"Content-Encoding {ocod if o is None else tcod} from the "
-                f"{'origin' if o is None else 'target'} cannot be decoded here (gzip only)")
+        return f"the {'origin' if o is None else 'target'}'s Content-Encoding: " + "; ".join(onotes if o is None else tnotes)
     po, pt = recognise(o.body), recognise(t.body)
     notes = onotes + tnotes
     if po is not None:
         profile, count = po.profile, po.count
         interval = po.interval if po.interval > 0 else interval
-    elif profile == "countdown":
-        # The countdown is the default for any URL ending in /N; a body that says it is an event
-        # stream or NDJSON is read as one (DESIGN: the profile comes from the response).
-        ctype = (origin.rec.header_values("content-type") or [""])[0].split(";")[0].strip().lower()
-        profile = STREAM_TYPES.get(ctype, profile)
+    profile = profile or profile_of(o)
     if profile == "countdown" and not count:
         count = countdown_count(origin.rec.url.split("?")[0])
     rtt = max(origin.rec.connect_s or 0.0, target.rec.connect_s or 0.0)
-    margins = Margins(interval, rtt)
+    # bytes without a known interval: the origin's bursts are split at the noise window
+    margins = Margins(interval or 2 * max(0.1, 2 * rtt), rtt)
     how, okeys, tmap, more = _events(o, t, profile, count, po, pt, margins.burst_gap)
     notes += more
     if not okeys:
         return f"no {profile} events were found in the origin's body ({origin.rec.body_bytes} bytes)"
     ostarts, tstarts = [p.offset for p in o.pieces], [p.offset for p in t.pieces]
+    if not interval:   # the origin's own pace: the median gap between its events
+        times = sorted(x for x in (_time_of(o, ostarts, off) for _, _, off in okeys) if x is not None)
+        gaps = [b - a for a, b in zip(times, times[1:]) if b - a > 0]
+        interval = statistics.median(gaps) if gaps else 1.0
+        notes.append(f"no interval given: the origin's median gap between events, {interval * 1000:.0f} ms, stands for it")
+        margins = Margins(interval, rtt)
     pwrites = {w.seq: w.t for w in pt.writes} if pt else {}
     owrites = {w.seq: w.t for w in po.writes} if po else {}
     events = []

@@ -8,7 +8,11 @@ means nothing obliges one to hold it.
 """
 from conformance.catalogue import MUST, Finding, check, failed, passed, skipped
 from conformance.chain import CODINGS, HINT, compare
+from conformance.codings import BROWSER_ACCEPT_ENCODING
 from conformance.timing import median
+
+
+LABELS = {"identity": "identity", "compressed": f"Accept-Encoding: {BROWSER_ACCEPT_ENCODING}"}
 
 
 def ms(seconds) -> str:
@@ -19,11 +23,11 @@ def summary(c) -> str:
     worst, held = c.worst, c.held()
     coded = "" if c.encodings == ("identity", "identity") else f" (Content-Encoding: origin {c.encodings[0]}, target {c.encodings[1]}; decoded)"
     if not coded and c.coding != "identity":
-        coded = " (asked for; neither compressed)"
+        coded = " (neither side compressed)"
     if worst is None:
-        return (f"{c.coding}{coded}: none of the origin's {len(c.events)} events came through the chain "
+        return (f"{LABELS.get(c.coding, c.coding)}{coded}: none of the origin's {len(c.events)} events came through the chain "
                 f"(matched by {c.match}; the target sent {c.target_found})")
-    text = (f"{c.coding}{coded}: {len(c.matched)} of {len(c.events)} events matched by {c.match}; the chain held them "
+    text = (f"{LABELS.get(c.coding, c.coding)}{coded}: {len(c.matched)} of {len(c.events)} events matched by {c.match}; the chain held them "
             f"median {ms(median(held))}, at most {ms(worst.held)} ({max(0.0, worst.held) / c.interval if c.interval else 0:.1f} "
             f"events, {worst.label}); {c.target_bursts} bursts through the chain where the origin sent {c.origin_bursts}")
     if c.merged > 1:
