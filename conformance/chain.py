@@ -136,8 +136,9 @@ def _chain(ctx: Context) -> Chain:
     legs: list[Leg | None] = [None] * len(jobs)
 
     def run(i, role, coding, url, headers):
-        ex = Exchange(f"chain-{role}" + ("" if coding == "identity" else f"-{coding}"),
-                      headers=list(ctx.target.headers) + list(headers))
+        # the target's --header values and --watch, for both sides: the same request
+        ex = ctx.exchange(Exchange(f"chain-{role}" + ("" if coding == "identity" else f"-{coding}"),
+                                   headers=list(headers)))
         try:
             rec, t0 = record_at(url, ex, barrier, timeout=ctx.timeout, deadline=ctx.deadline,
                                 insecure=ctx.target.insecure, secret_headers=ctx.secret_headers)
@@ -190,6 +191,7 @@ class Comparison:
     merged_at: float | None = None   # when that burst arrived (target's recording clock)
     production_s: float | None = None   # how much later the chain's copy was produced (probe)
     target_ended: bool = True
+    target_end: float | None = None   # when the target's recording ended (common clock)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -199,6 +201,14 @@ class Comparison:
     @property
     def missing(self) -> list[Event]:
         return [e for e in self.events if e.target_t is None]
+
+    @property
+    def held_back(self) -> list[Event]:
+        """Events the origin sent, more than the limit before the target's recording ended
+        unfinished (watched, timed out), that had not come through the chain by then."""
+        if self.target_ended or self.target_end is None:
+            return []
+        return [e for e in self.missing if e.origin_t + self.limit < self.target_end]
 
     def held(self) -> list[float]:
         return [e.held for e in self.matched]
@@ -211,7 +221,7 @@ class Comparison:
     def ok(self) -> bool:
         if not self.matched:
             return False
-        if self.missing and not self.target_ended:   # still held when the recording gave up
+        if self.held_back:   # still held when the recording ended
             return False
         return self.worst.held <= self.limit and self.merged <= self.allowed_merge
 
@@ -332,7 +342,8 @@ def compare(origin: Leg, target: Leg, profile: str | None, count: int | None,
     c = Comparison(target.coding, profile, interval, how, events, len(tmap),
                    limit=max(0.5 * interval, margins.scheduling_noise + 2 * rtt),
                    allowed_merge=margins.groups_per_burst(), encodings=(ocod, tcod), notes=notes,
-                   target_ended=target.rec.end in ("complete", "closed"))
+                   target_ended=target.rec.end in ("complete", "closed"),
+                   target_end=None if target.rec.end_t is None else target.t0 + target.rec.end_t)
     # The probe: take off how much later the chain's copy was made (both on the origin's clock).
     lags = [pwrites[e.key] - owrites[e.key] for e in c.matched if e.key in pwrites and e.key in owrites]
     if how.startswith("the probe") and lags:

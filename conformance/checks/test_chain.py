@@ -34,8 +34,11 @@ def summary(c) -> str:
         text += f"; one burst at {c.merged_at:.3f} s carried {c.merged} of the origin's bursts"
     if c.production_s is not None:
         text += f"; the chain's copy was made {ms(abs(c.production_s))} {'later' if c.production_s >= 0 else 'earlier'} (probe timestamps), taken off"
-    if c.missing:
-        text += f"; {len(c.missing)} events never came through the chain ({c.missing[0].label} first)"
+    if c.held_back:
+        text += (f"; {len(c.held_back)} events had not come through the chain when the recording ended "
+                 f"({c.held_back[0].label} first)")
+    elif c.missing:
+        text += f"; {len(c.missing)} of the origin's events are not in the target's body ({c.missing[0].label} first)"
     return text + "".join(f"; {n}" for n in c.notes)
 
 
