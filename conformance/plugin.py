@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="follow a URL target's redirects (at most 5; --header values stay with the first origin); by default a 3xx is an error")
     g.addoption("--concurrent-streams", type=int, metavar="N",
                 help=f"delivery.concurrent: streams opened at once (default 5, at most {MAX_STREAMS})")
+    g.addoption("--reference", metavar="ORIGIN_URL",
+                help="the origin behind the --target-url chain, recorded at the same time: delivery.chain judges what the chain adds")
     g.addoption("--large-url", metavar="URL", help="the endpoint delivery.large-body downloads (built-in targets bring their own)")
     g.addoption("--large-size", type=int, metavar="BYTES", help="size of the built-in targets' large body (default 1 GiB)")
     g.addoption("--baseline", metavar="PATH", help="a previous results.json: fail only on regressions against it")
@@ -97,6 +99,12 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
             interval = 1.0
         out.append(Target(url, url, profile, interval, opt.count, opt.expect_bursts, headers, opt.insecure,
                           large_url=opt.large_url, watch=watch))
+        if opt.reference:   # delivery.chain (conformance/chain.py)
+            from conformance.chain import set_reference
+            try:
+                set_reference(out[-1], opt.reference)
+            except BadURL as e:
+                raise pytest.UsageError(f"--reference {e}") from None
         interval = _positive("--interval", opt.interval)
     if opt.targets_file:
         from conformance.targets_file import load

@@ -17,7 +17,7 @@ from conformance.target import MAX_STREAMS, PROFILES, Target
 
 KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count": int, "expect_bursts": int,
         "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int,
-        "watch": (int, float)}
+        "watch": (int, float), "reference": str}
 
 
 def _line_of(text: str, index: int, key: str | None) -> int:
@@ -59,7 +59,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         for key in ("id", "url"):
             if key not in t:
                 raise bad(key, "missing")
-        for key in ("url", "large_url"):
+        for key in ("url", "large_url", "reference"):
             try:
                 if key in t:
                     parse_url(t[key])
@@ -82,4 +82,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
                           t.get("expect_bursts"), headers, t.get("insecure", defaults.get("insecure", False)),
                           large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")),
                           **{k: t[k] for k in ("concurrent_streams",) if k in t}))
+        if "reference" in t:   # delivery.chain (conformance/chain.py)
+            from conformance.chain import set_reference
+            set_reference(out[-1], t["reference"])
     return out
