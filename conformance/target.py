@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from conformance.probe import recognise
 from conformance.timing import Delivery, analyse, countdown_count
 
 PROFILES = ("countdown", "sse", "ndjson", "bytes")
@@ -105,7 +106,18 @@ class Target:
         if key not in self._deliveries:
             profile = self.profile_for(rec)
             count = self.countdown_length if profile == "countdown" else None
-            self._deliveries[key] = (rec, analyse(rec, profile, self.interval, count, self.expect_bursts))
+            interval, expect, note = self.interval, self.expect_bursts, None
+            probe = recognise(getattr(rec, "body", b"") or b"") if interval is None else None
+            if probe is not None:   # the probe says its own schedule: judged exactly
+                profile, interval = probe.profile, probe.interval
+                count = probe.count if profile == "countdown" else None
+                expect = expect or (None if profile == "countdown" else probe.expected)
+                note = (f"the body is the suite's probe: its own schedule ({probe.expected} writes "
+                        f"{probe.interval:g} s apart) is the producer's")
+            d = analyse(rec, profile, interval, count, expect)
+            if note:
+                d.notes.insert(0, note)
+            self._deliveries[key] = (rec, d)
         return self._deliveries[key][1]
 
 
