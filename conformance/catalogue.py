@@ -65,13 +65,12 @@ class Check:
     def judge(self, rec, target, strict: bool = False, get=None) -> Finding:
         """Judge a recording; never raises for anything the server sent. ``get``: the target's GET
         recording, for a check of another scenario (see the module's docstring)."""
-        if get is not None and self.scenario != "get":
-            why = no_answer(get)
-            if why:
-                return Finding("error", f"the target's GET: {why}", "a 2xx response to GET")
         finding = self._judge(rec, target)
-        if finding.verdict == "error" and get is not None and self.scenario != "get" \
-                and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
+        beside = get is not None and self.scenario != "get"
+        if beside and no_answer(get):   # the target could not be judged: its own error, or GET's
+            if finding.verdict != "error" and unanswered_here(rec):
+                finding = Finding("error", f"the target's GET: {no_answer(get)}", "a 2xx response to GET")
+        elif beside and finding.verdict == "error" and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
             finding = Finding(self.unanswered, f"{finding.observed} (while GET was answered {get.status} "
                               f"{get.reason}".rstrip() + ")", finding.expected or "an answer, as GET gets", finding.metrics)
         if finding.verdict == "fail" and self.level == SHOULD and not strict:
@@ -95,6 +94,15 @@ class Check:
 
 
 INTERRUPTED = "the run was interrupted"
+
+
+def unanswered_here(rec) -> bool:
+    """The scenario's own exchange got no answer, or a non-2xx one (any record type; one that
+    did not apply, with its skip reason, is neither)."""
+    if rec is not None and (getattr(rec, "skip", None) or getattr(rec, "skip_reason", None)):
+        return False
+    return rec is None or bool(getattr(rec, "error", None)) or \
+        (hasattr(rec, "status") and not 200 <= (rec.status or 0) < 300)
 
 
 def no_answer(rec) -> str | None:

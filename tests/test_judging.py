@@ -56,9 +56,14 @@ def test_a_head_never_answered_beside_an_answered_get_is_not_an_error():
                          ids=["get-404", "get-refused"])
 def test_a_get_not_answered_makes_every_check_an_error(get):
     for cid in ("framing.head-supported", "framing.head-no-body", "framing.http10-no-te"):
-        f = judge(cid, HEAD_405 if CHECKS[cid].scenario == "head" else rec("get-http10"), get)
-        assert f.verdict == "error" and f.observed.startswith("the target's GET: "), (cid, f.observed)
+        f = judge(cid, HEAD_405 if CHECKS[cid].scenario == "head" else rec("get-http10", 500, "Error"), get)
+        assert f.verdict == "error", (cid, f.observed)
     assert judge("framing.complete", get).verdict == "error"
+    # an exchange of its own that was answered is still judged
+    assert judge("framing.http10-no-te", rec("get-http10"), get).verdict == "fail"
+    # HEAD refused as GET is: GET's answer is the reason given
+    f = judge("framing.head-no-body", HEAD_405, get)
+    assert f.verdict == "error" and f.observed.startswith("the target's GET: "), f.observed
 
 
 def test_another_scenarios_failure_beside_an_answered_get_is_judged():
