@@ -69,7 +69,7 @@ class Check:
         beside = get is not None and self.scenario != "get"
         if beside and no_answer(get):   # the target could not be judged: its own error, or GET's
             if finding.verdict != "error" and unanswered_here(rec):
-                finding = Finding("error", f"the target's GET: {no_answer(get)}", "a 2xx response to GET")
+                finding = Finding("error", *no_answer(get))   # said as the GET's checks say it
         elif beside and finding.verdict == "error" and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
             finding = Finding(self.unanswered, f"{finding.observed} (while GET was answered {get.status} "
                               f"{get.reason}".rstrip() + ")", finding.expected or "an answer, as GET gets", finding.metrics)
@@ -82,15 +82,8 @@ class Check:
     def _judge(self, rec, target) -> Finding:
         if rec is None:
             return Finding("error", f"the {self.scenario!r} exchange was not recorded")
-        if rec.error:
-            return Finding("error", rec.error)
-        if self.needs_success and hasattr(rec, "status") and is_redirect(rec.status):
-            return Finding("error", location_note(rec), "a 2xx response")
-        if self.needs_success and hasattr(rec, "status") and not (200 <= (rec.status or 0) < 300):
-            start = rec.body[:200].decode("utf-8", "replace")
-            return Finding("error", f"HTTP {rec.status} {rec.reason}; the body starts {start!r}",
-                           "a 2xx response")
-        return self.judge_fn(rec, target)
+        why = no_answer(rec) if rec.error or self.needs_success else None
+        return Finding("error", *why) if why else self.judge_fn(rec, target)
 
 
 INTERRUPTED = "the run was interrupted"
@@ -105,16 +98,18 @@ def unanswered_here(rec) -> bool:
         (hasattr(rec, "status") and not 200 <= (rec.status or 0) < 300)
 
 
-def no_answer(rec) -> str | None:
-    """Why a recording is no answer to judge (not recorded, not reached, non-2xx), or None."""
-    if rec is None:
-        return "not recorded"
+def no_answer(rec) -> tuple[str, str] | None:
+    """Why a recording is no answer to judge (not reached, a redirect, non-2xx) as (observed,
+    expected), or None."""
     if rec.error:
-        return rec.error
+        return rec.error, ""
+    if not hasattr(rec, "status"):
+        return None
     if is_redirect(rec.status):
-        return location_note(rec)
+        return location_note(rec), "a 2xx response"
     if not (200 <= (rec.status or 0) < 300):
-        return f"HTTP {rec.status} {rec.reason}".rstrip()
+        start = rec.body[:200].decode("utf-8", "replace")
+        return f"HTTP {rec.status} {rec.reason}; the body starts {start!r}", "a 2xx response"
     return None
 
 
