@@ -132,3 +132,19 @@ def test_self_delimited():
     old = rec(headers=[], framing="close", end="closed")
     old.http_version = "1.0"
     assert judge("framing.self-delimited", old).verdict == "skip"
+
+
+@pytest.mark.parametrize("raised", ["start", "drive"])
+def test_a_chromium_that_cannot_start_or_be_driven_is_skip_not_error(monkeypatch, raised):
+    from conformance import browser
+    from conformance.scenarios import Context
+
+    def fail(fn, limit):
+        if raised == "start":
+            raise browser.BrowserStartError("Chromium did not start (/usr/bin/chromium): no display")
+        raise RuntimeError("Target page, context or browser has been closed")
+    monkeypatch.setattr(browser, "unavailable", lambda: None)
+    monkeypatch.setattr(browser.BROWSER, "run", fail)
+    r = browser.run(Context(TARGET, TARGET.url, 1.0, 5.0))
+    f = judge("browser.progressive-render", r, GET_OK)
+    assert f.verdict == "skip" and ("did not start" in f.observed or "could not be driven" in f.observed), f.observed
