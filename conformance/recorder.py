@@ -229,8 +229,8 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
                 state.stop("watched", now - t0)
                 break
             wait = min(wait, watch_at - now)
-        if ended_at is not None:
-            wait = min(wait, ended_at + ex.after_end_wait - now)
+        if ended_at is not None:   # listening after the message: its own window, not the idle timeout
+            wait = min(deadline_at - now, ended_at + ex.after_end_wait - now)
             if wait <= 0:
                 break
         if wait <= 0:

@@ -246,7 +246,12 @@ class TargetRun:
             self.run.add_result(self, check, finding, None)
             return finding
         recs = self.recordings(check.scenario)
-        findings = [check.judge(rec, self.target, self.run.options.strict) for rec in recs]
+        # Another scenario's check is judged beside the GET (when recorded): only a target not
+        # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
+        gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
+        findings = [check.judge(rec, self.target, self.run.options.strict,
+                                get=gets[i if len(gets) == len(recs) else 0] if gets else None)
+                    for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
         self.run.add_result(self, check, finding, rec)
