@@ -124,9 +124,14 @@ class TargetRun:
             names = sorted(self.scenarios, key=order)
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive]
-            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in alone]
-            shared_futures = [shared_pool.submit(self._record_after, n, exclusive_futures) for n in shared]
-            for n, future in zip(alone + shared, exclusive_futures + shared_futures):
+            exclusive_futures, shared_futures = [], []
+            for n in alone + shared:   # each known as soon as it is submitted (see _recorded)
+                if n in alone:
+                    future = self._pool.submit(self._record_after, n, list(previous))
+                    exclusive_futures.append(future)
+                else:
+                    future = shared_pool.submit(self._record_after, n, exclusive_futures)
+                    shared_futures.append(future)
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
             previous = exclusive_futures + shared_futures
@@ -139,7 +144,19 @@ class TargetRun:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
             self.target.large_size = self.run.options.large_size   # --large-size
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
-                       self.run.options.secret_headers, self.server, live=self.live)
+                       self.run.options.secret_headers, self.server, live=self.live, recorded=self._recorded)
+
+    def _recorded(self, scenario: str):
+        """Another scenario's finished recording (its first round), or None when it is not
+        recorded in this run or failed. Scenarios run in registration order, so a scenario only
+        waits for one submitted before it."""
+        future = self._futures.get(scenario)
+        if future is None:
+            return None
+        futures_wait([future])
+        if future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():

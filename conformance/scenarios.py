@@ -30,6 +30,9 @@ class Context:
     server: Any = None    # targets.launcher.Running for built-in targets
     extra: dict = field(default_factory=dict)
     live: dict | None = None   # (exchange name, token) -> (bytes, reads) so far of each exchange in flight
+    # another scenario's recording of this target, waited for (None: not recorded in this run);
+    # the client scenarios compare themselves with the raw recorder's "get"
+    recorded: Callable[[str], Any] | None = None
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
         headers = list(self.target.headers) + list(exchange.headers)
