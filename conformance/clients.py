@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -211,6 +212,10 @@ def record_httpx(ctx: Context) -> ClientRun:
                 marks[name] = time.monotonic()
 
             kw = dict(headers=list(ctx.target.headers), extensions={"trace": trace})
+            # what httpx will send (its defaults, then the target's), until the request says
+            sent = client.build_request("GET", ctx.url, headers=list(ctx.target.headers)).headers.raw
+            rec.request_headers = redact([[k.decode("latin-1"), v.decode("latin-1")] for k, v in sent],
+                                         ctx.secret_headers)
             if profile == "sse":
                 import httpx_sse
                 opened = httpx_sse.connect_sse(client, "GET", ctx.url, headers=dict(ctx.target.headers),
@@ -326,6 +331,7 @@ class _TimedSocket:
 
 def _timed_adapter(log: _WireLog):
     """A requests transport adapter whose connections log their socket's reads."""
+    import urllib3
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -348,6 +354,12 @@ def _timed_adapter(log: _WireLog):
 
     class SPool(HTTPSConnectionPool):
         ConnectionCls = timed(HTTPSConnection)
+
+        def _validate_conn(self, conn):
+            # --insecure was asked for: urllib3's InsecureRequestWarning would only repeat it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                super()._validate_conn(conn)
 
     adapter = HTTPAdapter(max_retries=0)
     adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SPool}
@@ -462,6 +474,14 @@ def node_program() -> str | None:
     return shutil.which("node") or shutil.which("nodejs")
 
 
+def _unreachable(cause: str) -> bool:
+    """Whether fetch's failure before the head is about reaching the server (a system error, DNS,
+    TLS, a connect timeout), not about the response (llhttp's HPE_* parse errors, a reset)."""
+    code = cause.split(":", 1)[0].strip()
+    return (code.startswith("E") and code.isupper() and code != "ECONNRESET") or "CERT" in code \
+        or "SELF_SIGNED" in code or code in ("UND_ERR_CONNECT_TIMEOUT", "")
+
+
 def record_node_fetch(ctx: Context) -> ClientRun:
     """GET with Node's built-in ``fetch`` (undici) reading ``response.body.getReader()``: a small
     script (``node_fetch.js``, package data) prints one JSON line per chunk with its time after
@@ -515,7 +535,7 @@ def record_node_fetch(ctx: Context) -> ClientRun:
             rec.end, rec.end_t = d.get("how", "complete"), d["t"]
         elif kind == "error":
             cause = f" (cause: {d['cause']})" if d.get("cause") else ""
-            if rec.status is None and d.get("connect"):
+            if rec.status is None and d.get("connect") and _unreachable(d.get("cause", "")):
                 rec.error = f"node fetch could not connect: {d.get('message')}{cause}"
             else:
                 rec.strict_error = f"{d.get('name')}: {d.get('message')}{cause}"
