@@ -30,7 +30,8 @@ WIRE = [c for c in CHECKS if not c.startswith("browser.")
 
 HELD = {  # a proxy that holds the small countdown to its end
     "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-    "delivery.http10": "warn", "delivery.gzip": "warn", "client.httpx": "warn",
+    "delivery.http10": "warn", "delivery.gzip": "warn",
+    "client.httpx": "warn", "client.requests": "warn", "client.node-fetch": "warn",
     # the response is complete before the client can go away after its first bytes
     "delivery.disconnect": "skip",
 }
@@ -71,7 +72,8 @@ DIFFERENCES: dict[str, dict] = {
     # waitress refuses the seed's hand-set Transfer-Encoding (a hop-by-hop header, PEP 3333)
     # with a 500: nothing can be judged
     "webpy-seed-waitress": {**{c: "error" for c in CHECKS},
-                            "client.httpx": ("warn", "error"),
+                            "client.httpx": ("warn", "error"), "client.requests": ("warn", "error"),
+                            "client.node-fetch": ("warn", "error"),
                             # the seed does not log its pieces
                             "delivery.disconnect": "skip"},
 }
