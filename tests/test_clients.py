@@ -116,3 +116,23 @@ def test_wire_replay_of_a_close_delimited_body():
     assert [(round(p.t, 3), p.size) for p in rec.pieces] == [(0.1, 9), (0.3, 9)]
     assert rec.framing == "close" and rec.end == "complete" and rec.body.count(b"\n") == 2
     assert isinstance(ClientRun("requests", "r", "api", rec).to_dict()["client"], dict)
+
+
+def test_report_shows_the_client_matrix(tmp_path):
+    """report.html: a row per client with its lag per event behind the raw recorder; what the
+    server controls (here, a client recording's fields) is escaped."""
+    import json
+
+    from conformance.report.html import render
+    (tmp_path / "recordings").mkdir()
+    rec = Recording("requests", "http://x/ndjson", status=200, end="complete").to_dict()
+    rec["client"] = {"name": "requests <script>", "api": "iter_lines()", "skip": None, "hint": "",
+                     "event_times": {"caller": [0.5, 0.5, 0.5], "raw": [0.1, 0.2, 0.3]}}
+    (tmp_path / "recordings" / "t-requests.json").write_text(json.dumps(rec))
+    result = {"target": "t", "check": "client.requests", "level": "SHOULD", "verdict": "warn", "spec": "s",
+              "requirement": "r", "observed": "o", "metrics": {}, "recording": "recordings/t-requests.json"}
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 1, "targets": [{"id": "t", "url": "http://x/"}],
+                                                       "results": [result]}))
+    page = render(tmp_path)
+    assert "Clients as users run them" in page and "requests &lt;script&gt;" in page
+    assert "<td>+400</td><td>+300</td><td>+200</td>" in page and "300 / 400" in page
