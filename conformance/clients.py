@@ -474,12 +474,13 @@ def node_program() -> str | None:
     return shutil.which("node") or shutil.which("nodejs")
 
 
-def _unreachable(cause: str) -> bool:
+def _unreachable(code: str) -> bool:
     """Whether fetch's failure before the head is about reaching the server (a system error, DNS,
-    TLS, a connect timeout), not about the response (llhttp's HPE_* parse errors, a reset)."""
-    code = cause.split(":", 1)[0].strip()
-    return (code.startswith("E") and code.isupper() and code != "ECONNRESET") or "CERT" in code \
-        or "SELF_SIGNED" in code or code in ("UND_ERR_CONNECT_TIMEOUT", "")
+    TLS, a connect timeout, a bad URL), not about the response (llhttp's HPE_* parse errors, a
+    close or reset before the head)."""
+    if code.startswith("HPE_") or code in ("UND_ERR_SOCKET", "ECONNRESET", "UND_ERR_INFO"):
+        return False
+    return True
 
 
 def record_node_fetch(ctx: Context) -> ClientRun:
@@ -535,7 +536,7 @@ def record_node_fetch(ctx: Context) -> ClientRun:
             rec.end, rec.end_t = d.get("how", "complete"), d["t"]
         elif kind == "error":
             cause = f" (cause: {d['cause']})" if d.get("cause") else ""
-            if rec.status is None and d.get("connect") and _unreachable(d.get("cause", "")):
+            if rec.status is None and d.get("connect") and _unreachable(str(d.get("code") or "")):
                 rec.error = f"node fetch could not connect: {d.get('message')}{cause}"
             else:
                 rec.strict_error = f"{d.get('name')}: {d.get('message')}{cause}"

@@ -5,7 +5,7 @@
 //   {"kind": "chunk", "t": s, "n": bytes, "data": latin-1 text of the first bytes kept}
 //   {"kind": "end", "t": s, "how": "complete" | "deadline"}
 //   {"kind": "error", "t": s, "name": ..., "message": ..., "cause": ..., "connect": bool, "timeout": bool}
-// Times are seconds after the fetch() call. Usage: node node_fetch.js URL '{"headers": [[k, v]],
+// Times are seconds after undici wrote the request head (else after the fetch() call). Usage: node node_fetch.js URL '{"headers": [[k, v]],
 // "timeout": s, "deadline": s, "keep": bytes}'. Part of the streaming conformance suite
 // (conformance/clients.py runs it).
 "use strict";
@@ -17,9 +17,15 @@ out({ kind: "node", version: process.versions.node, fetch: typeof fetch === "fun
 if (typeof fetch !== "function") process.exit(0);
 
 // The request head undici writes, from its diagnostics channel (when this Node publishes it).
+// Times count from when undici wrote that head (as the raw recorder counts from the request's
+// last byte), or from the fetch() call where the channel is missing.
 let sent = [];
+let sentAt = null;
+let timing = false;
 try {
   require("node:diagnostics_channel").channel("undici:client:sendHeaders").subscribe((m) => {
+    if (!timing) return;
+    sentAt = performance.now();
     sent = String(m.headers || "").split("\r\n").filter((l) => l.includes(":"))
       .map((l) => [l.slice(0, l.indexOf(":")).trim(), l.slice(l.indexOf(":") + 1).trim()]);
   });
@@ -37,8 +43,9 @@ async function main() {
   const deadline = setTimeout(() => { why = "deadline"; ctrl.abort(new Error("deadline")); },
     (opts.deadline || 60) * 1000);
   try { await (await fetch("data:,warm")).text(); } catch (e) { /* undici loads on the first fetch(): not timed */ }
+  timing = true;
   const t0 = performance.now();
-  const now = () => (performance.now() - t0) / 1000;
+  const now = () => (performance.now() - (sentAt === null ? t0 : sentAt)) / 1000;
   let headSeen = false;
   arm();
   try {
@@ -66,6 +73,7 @@ async function main() {
       const c = e && e.cause;
       const cause = c ? [c.code, c.name, c.message].filter(Boolean).join(": ") : "";
       out({ kind: "error", t: now(), name: e && e.name, message: String(e && e.message), cause,
+            code: (c && c.code) || "",
             connect: !headSeen, timeout: why === "timeout" });
     }
   } finally {
