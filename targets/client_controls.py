@@ -1,11 +1,11 @@
 """Controls for the client checks (``client.httpx``, ``client.requests``, ``client.node-fetch``):
 streams that real clients read differently from the raw recorder.
 
-- ``sse-random`` (positive): ``GET /sse`` sends 40 Server-Sent Events, chunked, one write each,
+- ``client-sse`` (positive): ``GET /sse`` sends 40 Server-Sent Events, chunked, one write each,
   at random gaps of 20–250 ms (a seeded RNG: every response has the same schedule);
-- ``sse-held``: the same 40 events, the head at once but every event held until the last is
+- ``client-sse-held``: the same 40 events, the head at once but every event held until the last is
   written (a buffering layer under an SSE endpoint);
-- ``ndjson-close``: ``GET /ndjson`` sends 30 small NDJSON lines, one per 100 ms, in a body that is
+- ``client-ndjson-close``: ``GET /ndjson`` sends 30 small NDJSON lines, one per 100 ms, in a body that is
   delimited by closing the connection (no chunked framing, no Content-Length, as an HTTP/1.0
   upstream or a simple server sends it). It streams on the wire; a client that reads a fixed
   number of bytes at a time (requests' ``iter_lines()``, 512) waits for them.
@@ -28,16 +28,16 @@ from targets.controls import chunk, serve_requests
 from targets.timescale import factor
 
 MODES = {
-    "sse-random": "SSE: 40 events at random 20-250 ms gaps (seeded), chunked",
-    "sse-held": "SSE: the same 40 events, all held until the last is written",
-    "ndjson-close": "NDJSON: 30 small lines 100 ms apart, the body delimited by the connection's close",
+    "client-sse": "SSE: 40 events at random 20-250 ms gaps (seeded), chunked",
+    "client-sse-held": "SSE: the same 40 events, all held until the last is written",
+    "client-ndjson-close": "NDJSON: 30 small lines 100 ms apart, the body delimited by the connection's close",
 }
-PATHS = {"sse-random": "/sse", "sse-held": "/sse", "ndjson-close": "/ndjson"}
-PROFILES = {"sse-random": "sse", "sse-held": "sse", "ndjson-close": "ndjson"}
+PATHS = {"client-sse": "/sse", "client-sse-held": "/sse", "client-ndjson-close": "/ndjson"}
+PROFILES = {"client-sse": "sse", "client-sse-held": "sse", "client-ndjson-close": "ndjson"}
 # The producer's interval the delivery judges are given (at time scale 1): for the random gaps the
 # shortest one, so that no two of the producer's writes may share a burst by the burst rule;
 # the scheduling-noise floor of ``Margins.groups_per_burst`` then allows for a busy reader.
-INTERVALS = {"sse-random": 0.02, "sse-held": 0.02, "ndjson-close": 0.1}
+INTERVALS = {"client-sse": 0.02, "client-sse-held": 0.02, "client-ndjson-close": 0.1}
 
 SSE_EVENTS, SSE_SEED, SSE_GAPS = 40, 15, (0.020, 0.250)
 NDJSON_LINES, NDJSON_INTERVAL = 30, 0.1
@@ -83,7 +83,7 @@ def answer(mode: str, sock: socket.socket, method: str, path: str, version: str,
     if path != PATHS[mode]:
         sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
         return True
-    if mode == "ndjson-close":
+    if mode == "client-ndjson-close":
         sock.sendall(head([("Content-Type", "application/x-ndjson"), ("Connection", "close")]))
         if method != "HEAD":
             timed(sock, ndjson_schedule(scale), lambda p: p)
@@ -98,7 +98,7 @@ def answer(mode: str, sock: socket.socket, method: str, path: str, version: str,
     sock.sendall(head(ctype + [("Transfer-Encoding", "chunked")]))
     if method == "HEAD":
         return True
-    if mode == "sse-held":
+    if mode == "client-sse-held":
         time.sleep(writes[-1][0])
         sock.sendall(b"".join(chunk(p) for _, p in writes) + b"0\r\n\r\n")
         return True

@@ -26,7 +26,7 @@ from targets.registry import BUILTINS
 
 load_all()
 CLIENTS = ("client.httpx", "client.requests", "client.node-fetch")
-TARGETS = ("control-sse-random", "control-sse-held", "control-ndjson-close", "control-gzip-buffered")
+TARGETS = ("control-client-sse", "control-client-sse-held", "control-client-ndjson-close", "control-gzip-buffered")
 GZIP_COUNT = 3   # control-gzip-buffered at the seed's 1 s pace: a 4 s countdown
 
 
@@ -53,29 +53,29 @@ def verdicts(judged, target):
 
 
 def test_sse_random_gaps_every_client_passes(judged):
-    assert judged[("control-sse-random", "delivery.progressive")].verdict == "pass"
-    assert verdicts(judged, "control-sse-random") == dict.fromkeys(CLIENTS, "pass"), \
-        {c: judged[("control-sse-random", c)].observed for c in CLIENTS}
+    assert judged[("control-client-sse", "delivery.progressive")].verdict == "pass"
+    assert verdicts(judged, "control-client-sse") == dict.fromkeys(CLIENTS, "pass"), \
+        {c: judged[("control-client-sse", c)].observed for c in CLIENTS}
     for c in CLIENTS:
-        f = judged[("control-sse-random", c)]
+        f = judged[("control-client-sse", c)]
         assert "40 events reached the caller on time" in f.observed
         assert f.metrics["bursts"] == 40 or f.metrics["largest_burst_writes"] <= f.metrics["allowed_per_burst"]
         assert "lag_vs_raw_median_s" in f.metrics
 
 
 def test_sse_held_every_client_not_pass(judged):
-    assert judged[("control-sse-held", "delivery.progressive")].verdict == "fail"
-    assert verdicts(judged, "control-sse-held") == dict.fromkeys(CLIENTS, "warn")
+    assert judged[("control-client-sse-held", "delivery.progressive")].verdict == "fail"
+    assert verdicts(judged, "control-client-sse-held") == dict.fromkeys(CLIENTS, "warn")
     for c in CLIENTS:
-        observed = judged[("control-sse-held", c)].observed
+        observed = judged[("control-client-sse-held", c)].observed
         assert "40 events held" in observed and "the raw recorder's GET is held as well" in observed, observed
 
 
 def test_ndjson_requests_default_read_size_is_the_client(judged):
-    assert judged[("control-ndjson-close", "delivery.progressive")].verdict == "pass"
-    assert verdicts(judged, "control-ndjson-close") == {
+    assert judged[("control-client-ndjson-close", "delivery.progressive")].verdict == "pass"
+    assert verdicts(judged, "control-client-ndjson-close") == {
         "client.httpx": "pass", "client.requests": "warn", "client.node-fetch": "pass"}
-    f = judged[("control-ndjson-close", "client.requests")]
+    f = judged[("control-client-ndjson-close", "client.requests")]
     assert "the client holds it, not the server" in f.observed
     assert "chunk_size=512" in f.observed and "iter_lines(chunk_size=1)" in f.observed
     assert f.metrics["client_hold_max_s"] > 1.0   # the socket had each line long before the caller
