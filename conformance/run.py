@@ -139,14 +139,22 @@ class TargetRun:
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
-            first_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in first]
-            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous) + first_futures) for n in alone]
-            before = first_futures + exclusive_futures
-            shared_futures = [shared_pool.submit(self._record_after, n, before) for n in shared]
-            for n, future in zip(first + alone + shared, before + shared_futures):
+            first_futures: list[Future] = []
+            exclusive_futures: list[Future] = []
+            shared_futures: list[Future] = []
+            for n in first + alone + shared:   # each known as soon as it is submitted (see recorded)
+                if n == MAIN:
+                    future = self._pool.submit(self._record_after, n, list(previous))
+                    first_futures.append(future)
+                elif n in alone:
+                    future = self._pool.submit(self._record_after, n, list(previous) + first_futures)
+                    exclusive_futures.append(future)
+                else:
+                    future = shared_pool.submit(self._record_after, n, first_futures + exclusive_futures)
+                    shared_futures.append(future)
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
-            previous = before + shared_futures
+            previous = first_futures + exclusive_futures + shared_futures
 
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
@@ -179,9 +187,16 @@ class TargetRun:
         return min(full, max(SIDE_WATCH_MIN, enough))
 
     def recorded(self, scenario: str):
-        """Another scenario's record of this target (waiting for it), or None if not run."""
+        """Another scenario's finished record of this target (its first round), waited for; None
+        when it is not recorded in this run or its recording failed. Scenarios run in order, so
+        a scenario only waits for one submitted before it."""
         future = self._futures.get(scenario)
-        return None if future is None else self._wait(future, scenario)
+        if future is None:
+            return None
+        futures_wait([future])
+        if future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
