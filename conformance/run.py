@@ -102,8 +102,10 @@ class TargetRun:
         except launcher.LaunchError as e:
             self.launch_error = str(e)
             return
-        path = b.path if self.target.count is None else f"/{self.target.count}"
+        path = b.url_path(self.target.count, self.run.options.time_scale)
         self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
+        if b.reference and self.server.origin_port:   # a built-in chain: its origin is the --reference
+            self.target.reference = f"http://{self.server.host}:{self.server.origin_port}{path}"
 
     def _follow_redirects(self) -> None:
         res = redirects.resolve(self.target.url, list(self.target.headers), timeout=self.read_timeout(),
