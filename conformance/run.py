@@ -22,7 +22,7 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects
 from conformance.catalogue import Check, Finding
-from conformance.diagnosis import diagnose
+from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
@@ -353,13 +353,15 @@ class Run:
     def diagnosis(self, trun: TargetRun) -> list:
         """The distinct causes behind the target's findings (``conformance.diagnosis``); the
         findings they explain get a ``cause`` index into the list."""
-        headers = []
-        fut = trun._futures.get(MAIN)
-        if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
-            headers = getattr(fut.result(), "headers", None) or []
+        recs = {}
+        for scenario in (MAIN, "chain"):
+            fut = trun._futures.get(scenario)
+            if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+                recs[scenario] = fut.result()
+        evidence = evidence_of(recs.get(MAIN), trun.target, recs.get("chain"))
         with self._lock:
             mine = [r for r in self.results if r["target"] == trun.id]
-            return diagnose(mine, headers)
+            return diagnose(mine, evidence=evidence)
 
     def results_document(self) -> dict:
         duration = time.monotonic() - self.started_at if self.started_at else 0.0

@@ -40,6 +40,7 @@ class Chain:
     what: str              # the setting(s), in the proxy's words
     holds: str | None      # None: the fixed configuration; else what it holds ("identity", "compressed")
     fix_of: str | None = None   # for a fixed configuration: the chain it fixes
+    origin: str = "probe"  # the probe on cheroot; "fcgi": over FastCGI too (and HTTP, for the reference)
 
 
 PROGRAMS = {"nginx": "nginx", "apache": "apache2", "haproxy": "haproxy", "varnish": "varnishd", "caddy": "caddy"}
@@ -66,15 +67,17 @@ _add("nginx-gzip", "nginx", "gzip", "proxy_http_version 1.1 (streams) with gzip 
 _add("nginx-gzip-unbuffered", "nginx", "gzip-unbuffered", "gzip on for text/event-stream, proxy_buffering off", None,
      fix_of="nginx-gzip")
 _add("apache-fcgi", "apache", "fcgi", "mod_proxy_fcgi's defaults (flushpackets off), the app as php-fpm serves one",
-     "identity")
+     "identity", origin="fcgi")
 _add("apache-fcgi-flushpackets", "apache", "fcgi-flushpackets", "mod_proxy_fcgi with flushpackets=on, and mod_deflate",
-     None, fix_of="apache-fcgi")
+     None, fix_of="apache-fcgi", origin="fcgi")
 _add("apache-deflate", "apache", "deflate", "mod_proxy_http and mod_deflate (DEFLATE for text/event-stream)", None)
 _add("haproxy", "haproxy", "default", "HAProxy's defaults (mode http, no option http-no-delay)", "identity")
 _add("haproxy-nodelay", "haproxy", "nodelay", "option http-no-delay", None, fix_of="haproxy")
 _add("haproxy-gzip", "haproxy", "gzip", "compression algo gzip for text/event-stream, no option http-no-delay", "identity")
-_add("haproxy-gzip-nodelay", "haproxy", "gzip-nodelay", "compression algo gzip and option http-no-delay", None,
-     fix_of="haproxy-gzip")
+_add("haproxy-gzip-nodelay", "haproxy", "gzip-nodelay", "compression algo gzip for text/event-stream and option http-no-delay",
+     "compressed")
+_add("haproxy-gzip-fixed", "haproxy", "gzip-fixed", "option http-no-delay, compression type without text/event-stream",
+     None, fix_of="haproxy-gzip-nodelay")
 _add("varnish-nostream", "varnish", "nostream", "set beresp.do_stream = false", "identity")
 _add("varnish-gzip", "varnish", "gzip", "set beresp.do_gzip = true", "identity")
 _add("varnish", "varnish", "default", "return (pass), beresp.do_stream as by default (true), no do_gzip", None,
@@ -125,9 +128,9 @@ Mutex file:{tmp} default
 
 
 def haproxy_conf(variant: str, listen: str, origin: int, tmp: Path) -> str:
-    nodelay = "    option http-no-delay\n" if "nodelay" in variant else ""
-    gzip = ("    compression algo gzip\n    compression type text/html text/event-stream application/x-ndjson\n"
-            if "gzip" in variant else "")
+    nodelay = "    option http-no-delay\n" if variant in ("nodelay", "gzip-nodelay", "gzip-fixed") else ""
+    types = "text/html" if variant == "gzip-fixed" else "text/html text/event-stream application/x-ndjson"
+    gzip = f"    compression algo gzip\n    compression type {types}\n" if "gzip" in variant else ""
     return f"""\
 # written by targets/chains.py for the conformance suite (haproxy, {variant})
 global
@@ -221,9 +224,9 @@ def main(name: str, address: str, origin_port: int) -> int:
     tmp.chmod(0o755)   # Apache's and Varnish's unprivileged children read and write in it
     try:
         fcgi_port = None
-        if chain.variant.startswith("fcgi"):   # the probe as php-fpm serves an app, and over HTTP
+        if chain.origin == "fcgi":   # the probe as php-fpm serves an app, and over HTTP
             fcgi_port = _free_port(avoid=origin_port)
-            argv = [sys.executable, "-m", "targets.fcgi_probe", str(fcgi_port), str(origin_port)]
+            argv = [sys.executable, "-m", "targets.probe_origins", "fcgi", str(fcgi_port), str(origin_port)]
         else:
             argv = [sys.executable, "-m", "conformance.probe", "--port", str(origin_port)]
         origin = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)

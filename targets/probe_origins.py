@@ -1,6 +1,6 @@
 """The probe as a FastCGI responder, as php-fpm serves an app behind Apache's mod_proxy_fcgi.
 
-``python -m targets.fcgi_probe FCGI_PORT HTTP_PORT`` serves ``conformance.probe.wsgi_app`` over
+``python -m targets.probe_origins fcgi FCGI_PORT HTTP_PORT`` serves ``conformance.probe.wsgi_app`` over
 FastCGI on 127.0.0.1:FCGI_PORT (each write sent as its own FCGI_STDOUT record, at once, as a
 PHP script that calls ``flush()`` does) and over HTTP on 127.0.0.1:HTTP_PORT (cheroot), so the
 suite can record the same app directly as the chain's ``--reference``. The probe's timestamps
@@ -130,7 +130,7 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-def main(fcgi_port: int, http_port: int) -> int:
+def fcgi(fcgi_port: int, http_port: int) -> int:
     from cheroot import wsgi
     fcgi = Server(("127.0.0.1", fcgi_port), Handler)
     http = wsgi.Server(("127.0.0.1", http_port), wsgi_app, numthreads=16, server_name="conformance-probe")
@@ -151,6 +151,7 @@ def main(fcgi_port: int, http_port: int) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or not all(a.isdigit() for a in sys.argv[1:]):
-        sys.exit("usage: python -m targets.fcgi_probe FCGI_PORT HTTP_PORT")
-    sys.exit(main(int(sys.argv[1]), int(sys.argv[2])))
+    ports = [int(a) for a in sys.argv[2:] if a.isdigit()]
+    if sys.argv[1:2] == ["fcgi"] and len(sys.argv) == 4 and len(ports) == 2:
+        sys.exit(fcgi(*ports))
+    sys.exit("usage: python -m targets.probe_origins fcgi FCGI_PORT HTTP_PORT")
