@@ -115,14 +115,15 @@ def signs_of(ev: Evidence) -> set[str]:
 
 def release_size(sizes: list[int]) -> int | None:
     """The size a held body was released in, when its releases (but the last) share one: a
-    buffer flushed when full. One release is enough when its size is a power of two ≥ 1 KiB."""
+    buffer flushed when full (1 KiB or more: smaller ones are events). One release is enough when
+    its size is a power of two."""
     body = [s for s in sizes[:-1] if s > 0]
     if not body:
         return None
     size, n = Counter(body).most_common(1)[0]
     if n < max(1, 0.6 * len(body)):
         return None
-    if n >= 2 or (size >= 1024 and size & (size - 1) == 0):
+    if size >= 1024 and (n >= 2 or size & (size - 1) == 0):
         return size
     return None
 
