@@ -307,8 +307,8 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
     if chain_compressed_bad and not chain_explained:
         add("compression", "delivery.chain", ["delivery.chain"], certain_on=chain_note(True))
     elif chain_identity_bad and chain_compressed_bad and not any(c.kind in ("compression", "event-tail") for c in causes):
-        # Both held, compressed longer by more than the limit: compression holds on top.
-        more = (chain_met.get("compressed_median_held_ms") or 0) - (chain_met.get("median_held_ms") or 0)
+        # Both held, compressed longer (at most) by more than the limit: compression holds on top.
+        more = (chain_met.get("compressed_max_held_ms") or 0) - (chain_met.get("max_held_ms") or 0)
         if more > (chain_met.get("limit_ms") or float("inf")):
             add("compression", "delivery.chain", ["delivery.chain"], certain_on=chain_note(True)).cause = (
                 f"compression ({coding}) holds each event a further {more:.0f} ms beyond the identity request's hold")

@@ -39,7 +39,7 @@ class Chain:
     variant: str           # the proxy's own name for the configuration
     what: str              # the setting(s), in the proxy's words
     holds: str | None      # None: the fixed configuration; else what it holds ("identity", "compressed")
-    fix_of: str | None = None   # for a fixed configuration: the chain it fixes
+    fix_of: tuple[str, ...] = ()   # for a fixed configuration: the chains it fixes
     origin: str = "probe"  # the probe on cheroot; "fcgi": over FastCGI too (and HTTP, for the reference)
 
 
@@ -62,32 +62,32 @@ def find(program: str) -> str | None:
 # name -> Chain. Every holding configuration comes with the configuration that fixes it (the
 # README's table of chains, with the delay each added when measured).
 _add("nginx", "nginx", "default", "nginx's proxy defaults: proxy_buffering on, HTTP/1.0 to the upstream", "identity")
-_add("nginx-unbuffered", "nginx", "unbuffered", "proxy_buffering off", None, fix_of="nginx")
+_add("nginx-unbuffered", "nginx", "unbuffered", "proxy_buffering off", None, fix_of=("nginx",))
 _add("nginx-gzip", "nginx", "gzip", "proxy_http_version 1.1 (streams) with gzip on for text/event-stream", "compressed")
 _add("nginx-gzip-unbuffered", "nginx", "gzip-unbuffered", "gzip on for text/event-stream, proxy_buffering off", None,
-     fix_of="nginx-gzip")
+     fix_of=("nginx-gzip",))
 _add("apache-fcgi", "apache", "fcgi", "mod_proxy_fcgi's defaults (flushpackets off), the app as php-fpm serves one",
      "identity", origin="fcgi")
 _add("apache-fcgi-flushpackets", "apache", "fcgi-flushpackets", "mod_proxy_fcgi with flushpackets=on, and mod_deflate",
-     None, fix_of="apache-fcgi", origin="fcgi")
+     None, fix_of=("apache-fcgi",), origin="fcgi")
 _add("apache-deflate", "apache", "deflate", "mod_proxy_http and mod_deflate (DEFLATE for text/event-stream)", None)
 _add("haproxy", "haproxy", "default", "HAProxy's defaults (mode http, no option http-no-delay)", "identity")
-_add("haproxy-nodelay", "haproxy", "nodelay", "option http-no-delay", None, fix_of="haproxy")
+_add("haproxy-nodelay", "haproxy", "nodelay", "option http-no-delay", None, fix_of=("haproxy",))
 _add("haproxy-gzip", "haproxy", "gzip", "compression algo gzip for text/event-stream, no option http-no-delay", "identity")
 _add("haproxy-gzip-nodelay", "haproxy", "gzip-nodelay", "compression algo gzip for text/event-stream and option http-no-delay",
      "compressed")
 _add("haproxy-gzip-fixed", "haproxy", "gzip-fixed", "option http-no-delay, compression type without text/event-stream",
-     None, fix_of="haproxy-gzip-nodelay")
+     None, fix_of=("haproxy-gzip", "haproxy-gzip-nodelay"))
 _add("varnish-nostream", "varnish", "nostream", "set beresp.do_stream = false", "identity")
 _add("varnish-gzip", "varnish", "gzip", "set beresp.do_gzip = true", "identity")
 _add("varnish", "varnish", "default", "return (pass), beresp.do_stream as by default (true), no do_gzip", None,
-     fix_of="varnish-nostream")
+     fix_of=("varnish-nostream", "varnish-gzip"))
 _add("caddy-buffered", "caddy", "buffered", "reverse_proxy { buffer_responses }", "identity")
 _add("caddy", "caddy", "default", "reverse_proxy with Caddy's defaults (flushes a chunked response at once)", None,
-     fix_of="caddy-buffered")
+     fix_of=("caddy-buffered",))
 _add("caddy-encode", "caddy", "encode", "encode gzip (minimum_length 64, so the probe's events qualify)", "compressed")
 _add("caddy-encode-html", "caddy", "encode-html", "encode gzip only for text/html (match header Content-Type)", None,
-     fix_of="caddy-encode")
+     fix_of=("caddy-encode",))
 
 
 # --- configurations -----------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def builtins() -> list:
     out = []
     for name, c in CHAINS.items():
         role = (f"holds ({'under compression only' if c.holds == 'compressed' else 'the stream'})" if c.holds
-                else f"the fix of chain-{c.fix_of}" if c.fix_of else "streams")
+                else "the fix of " + " and ".join(f"chain-{f}" for f in c.fix_of) if c.fix_of else "streams")
         out.append(Builtin(f"chain-{name}", ("{python}", "-m", "targets.chains", name, "{address}", "{origin_port}"),
                            f"the probe (SSE) behind {c.proxy}: {c.what}; {role}",
                            path="/sse/{count}?interval={interval}", profile="sse", interval=1.0,
