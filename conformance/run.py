@@ -22,7 +22,7 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects
 from conformance.catalogue import Check, Finding
-from conformance.diagnosis import diagnose
+from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
@@ -104,8 +104,10 @@ class TargetRun:
         except launcher.LaunchError as e:
             self.launch_error = str(e)
             return
-        path = b.path if self.target.count is None else f"/{self.target.count}"
+        path = b.url_path(self.target.count, self.run.options.time_scale)
         self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
+        if b.reference and self.server.origin_port:   # a built-in chain: its origin is the --reference
+            self.target.reference = f"http://{self.server.host}:{self.server.origin_port}{path}"
 
     def _follow_redirects(self) -> None:
         res = redirects.resolve(self.target.url, list(self.target.headers), timeout=self.read_timeout(),
@@ -409,13 +411,15 @@ class Run:
     def diagnosis(self, trun: TargetRun) -> list:
         """The distinct causes behind the target's findings (``conformance.diagnosis``); the
         findings they explain get a ``cause`` index into the list."""
-        headers = []
-        fut = trun._futures.get(MAIN)
-        if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
-            headers = getattr(fut.result(), "headers", None) or []
+        recs = {}
+        for scenario in (MAIN, "chain"):
+            fut = trun._futures.get(scenario)
+            if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+                recs[scenario] = fut.result()
+        evidence = evidence_of(recs.get(MAIN), trun.target, recs.get("chain"))
         with self._lock:
             mine = [r for r in self.results if r["target"] == trun.id]
-            return diagnose(mine, headers)
+            return diagnose(mine, evidence=evidence)
 
     def results_document(self) -> dict:
         duration = time.monotonic() - self.started_at if self.started_at else 0.0
