@@ -61,6 +61,7 @@ class TargetRun:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._side_pool: ThreadPoolExecutor | None = None
         self.live: dict = {}   # see Context.live
+        self.begun = False     # launched (or tried) in this process
 
     @property
     def id(self) -> str:
@@ -79,6 +80,7 @@ class TargetRun:
 
     def launch(self) -> None:
         """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
+        self.begun = True
         if not self.target.builtin:
             if self.run.options.follow_redirects:
                 self._follow_redirects()
@@ -191,7 +193,7 @@ class TargetRun:
     def run_check(self, check: Check) -> Finding:
         """Judge one check and keep its result (the pytest test calls this). Under --repeat,
         each recording is judged and the majority verdict kept (``gate.majority``)."""
-        self.run.ensure_started()
+        self.run.ensure_started(self)
         if self.skip_reason:
             finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
             self.run.add_result(self, check, finding, None)
@@ -226,6 +228,8 @@ class Run:
         self.stopping = threading.Event()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
+        # pytest-xdist: the targets this process records (None: all); see distributed.py
+        self.owned: set[str] | None = None
         self._lock = threading.Lock()
         # --baseline: {(target, check): verdict} of a previous run (gate.BaselineError if unusable)
         self.baseline = gate.load_baseline(options.baseline) if options.baseline else None
@@ -237,8 +241,11 @@ class Run:
     def started(self) -> bool:
         return self.started_at is not None
 
-    def ensure_started(self) -> None:
+    def ensure_started(self, trun: TargetRun | None = None) -> None:
         if self.started:
+            if trun is not None and not trun.begun:   # another process's target, moved here
+                trun.launch()
+                trun.begin_recording()
             return
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
         if threading.current_thread() is threading.main_thread():
@@ -246,9 +253,10 @@ class Run:
             signal.signal(signal.SIGTERM, _raise_interrupt)
         # All servers first, then all recordings: starting a Python server costs CPU that would
         # otherwise land in the middle of other targets' timed streams.
-        for t in self.targets:
+        mine = [t for t in self.targets if self.owned is None or t.id in self.owned or t is trun]
+        for t in mine:
             t.launch()
-        for t in self.targets:
+        for t in mine:
             t.begin_recording()
 
     def stop(self) -> None:
