@@ -55,7 +55,7 @@ def expected_pairs(targets):
 @pytest.fixture(scope="module")
 def n2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("n2")
-    return suite("-n", "2", *TWO, *FAST, report_dir=out), out
+    return suite("-n", "2", *TWO, *FAST, "--junitxml", str(out / "junit.xml"), report_dir=out), out
 
 
 def test_n2_writes_one_complete_results_json(n2_run):
@@ -74,7 +74,19 @@ def test_n2_writes_one_complete_results_json(n2_run):
     assert (out / "report.html").is_file() and "control-buffered" in (out / "report.html").read_text()
     # the suite's own summary, from the controller, over both workers' results
     assert "FAIL delivery.progressive [MUST] control-buffered" in p.stdout
-    assert f"exit code: 1" in p.stdout
+    assert "exit code: 1" in p.stdout
+
+
+def test_n2_junit_reads_as_without_n(n2_run):
+    """JUnit from the controller: one testcase per (target, check), named by check ID, and a
+    failure's message leads with the facts the worker observed."""
+    import xml.etree.ElementTree as ET
+    _, out = n2_run
+    cases = ET.parse(out / "junit.xml").getroot().iter("testcase")
+    names = {c.get("name"): c for c in cases}
+    assert set(names) == {f"{c}[{t}]" for t, c in pairs(results(out))}
+    message = names["delivery.progressive[control-buffered]"].find("failure").get("message")
+    assert message.startswith("FAIL delivery.progressive [MUST] control-buffered\nobserved: ")
 
 
 def test_n2_gives_the_verdicts_of_a_single_process_run(n2_run, tmp_path):
