@@ -28,7 +28,7 @@ SHARED = {
     "--strict": ("--strict", "SHOULD-level findings fail the run (pytest's own flag, read by the suite)"),
     "--timeout": ("--timeout SECONDS", "idle timeout per read (default: twice the producer's schedule plus 5 s, "
                                        "at least 10 s)"),
-    "--junitxml": ("--junitxml PATH", "also write JUnit XML: one testcase per (target, check)"),
+    "--junitxml": ("--junitxml, --junit-xml PATH", "also write JUnit XML: one testcase per (target, check)"),
     "-n": ("-n N", "run on N worker processes (needs pytest-xdist): each target's checks on one worker, "
                    "one results.json; CI shards: python -m conformance.report merge DIR..."),
     "-v": ("-q / -v", "less / more of pytest's own output"),

@@ -280,3 +280,30 @@ def test_pytest_help_is_untouched():
 def test_merge_help():
     p = cli("conformance.report", "merge", "--help")
     assert p.returncode == 0 and "--out DIR" in p.stdout and "exit code" in p.stdout
+
+
+def test_the_sharded_workflow_uses_options_the_cli_knows():
+    """examples/github-actions-sharded.yml: the shard jobs' options are in --help, the merge
+    job's in merge --help, and the merge names every shard of the matrix."""
+    workflow = (ROOT / "examples" / "github-actions-sharded.yml").read_text()
+    lines = workflow.splitlines()
+
+    def options_after(start):
+        used = set()
+        for i, line in enumerate(lines):
+            if line.strip().startswith(start):
+                for more in lines[i:]:
+                    if more.strip() and not more.strip().startswith(("--", "-n", start, "shards/")):
+                        break
+                    used |= {tok for tok in more.split() if tok.startswith("-")}
+        return used
+
+    run_opts = options_after("http-stream-conformance")
+    merge_opts = options_after("python -m conformance.report merge")
+    assert {"--targets-file", "-n", "--report-dir"} <= run_opts and {"--out", "--baseline"} <= merge_opts
+    helptext = cli("conformance", "--help").stdout
+    assert not {o for o in run_opts if o not in helptext}
+    merge_help = cli("conformance.report", "merge", "--help").stdout
+    assert not {o for o in merge_opts if o not in merge_help}
+    shards = workflow.split("shard: [", 1)[1].split("]", 1)[0].replace(",", " ").split()
+    assert all(f"shards/conformance-shard-{s}" in workflow for s in shards)
