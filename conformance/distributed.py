@@ -24,14 +24,20 @@ Loaded by the plugin only when pytest-xdist is; its xdist hooks are optional hoo
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import shutil
+import signal
+import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 OUTPUT_KEY = "conformance.results"   # the worker's partial results.json, as JSON text
+PARTIAL_DIR = ".partial"              # in the report dir: workers' partial documents, per run
 _PARTS = pytest.StashKey[list]()      # controller: (worker id, document) as workers go down
 _CRASHED = pytest.StashKey[list]()    # controller: workers that went down with an error
 _START = pytest.StashKey[tuple]()     # controller: (monotonic, wall) when the session started
@@ -135,7 +141,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_START] = (time.monotonic(), datetime.now(timezone.utc))
+    config = session.config
+    config.stash[_START] = (time.monotonic(), datetime.now(timezone.utc))
+    if _is_controller(config) and _runs_checks(config) and threading.current_thread() is threading.main_thread():
+        # SIGTERM (CI cancelling a job) unwinds the controller as Ctrl-C does, so xdist ends its
+        # workers (and their servers) instead of leaving them running without a controller.
+        from conformance.run import _raise_interrupt
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -154,8 +166,22 @@ def _finish_controller(session: pytest.Session, exitstatus) -> None:
     from conformance.run import EXIT_INTERRUPTED
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    parts = sorted(config.stash.get(_PARTS, []), key=lambda p: worker_index(p[0]) or 0)
-    if run is None or not parts:
+    if run is None:
+        return
+    parts = dict(config.stash.get(_PARTS, []))
+    dsession = config.pluginmanager.get_plugin("dsession")
+    uid = getattr(getattr(dsession, "nodemanager", None), "testrunuid", None)
+    folder = _partial_dir(run.options.report_dir, uid) if uid else None
+    if folder is not None and folder.is_dir():   # workers whose report did not come (Ctrl-C)
+        for path in sorted(folder.glob("gw*.json")):
+            if path.stem not in parts:
+                with contextlib.suppress(OSError, ValueError):
+                    parts[path.stem] = json.loads(path.read_text())
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()   # only when no other run's partials are there
+    parts = sorted(parts.items(), key=lambda p: worker_index(p[0]) or 0)
+    if not parts:
         return   # no check ran anywhere
     start, wall = config.stash.get(_START, (time.monotonic(), datetime.now(timezone.utc)))
     tr = config.pluginmanager.get_plugin("terminalreporter")
@@ -211,9 +237,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     run.owned = owned
 
 
+def _partial_dir(report_dir: Path, testrunuid: str) -> Path:
+    """Where workers also leave their partial documents: the controller reads them when a
+    worker's own report did not reach it (an interrupted run), then removes them."""
+    return Path(report_dir) / PARTIAL_DIR / "".join(c for c in testrunuid if c.isalnum())
+
+
 def _finish_worker(session: pytest.Session) -> None:
     from conformance.plugin import RUN_KEY
-    run = session.config.stash.get(RUN_KEY, None)
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
         return
     run.stop()
@@ -221,7 +254,14 @@ def _finish_worker(session: pytest.Session) -> None:
     mine = {t.id for t in run.targets if t.begun}
     doc["targets"] = [t for t in doc["targets"] if t["id"] in mine]
     doc["results"] = [r for r in doc["results"] if r["target"] in mine]
-    session.config.workeroutput[OUTPUT_KEY] = json.dumps(doc)
+    text = json.dumps(doc)
+    config.workeroutput[OUTPUT_KEY] = text
+    wid, uid = config.workerinput.get("workerid", "gw"), config.workerinput.get("testrunuid", "")
+    folder = _partial_dir(run.options.report_dir, uid)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{wid}.json.tmp"
+    tmp.write_text(text)
+    tmp.replace(folder / f"{wid}.json")
 
 
 def finish_session(session: pytest.Session, exitstatus) -> bool:

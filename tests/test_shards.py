@@ -3,11 +3,15 @@ each target recorded once, ``python -m conformance.report merge`` joins CI shard
 ``python -m conformance --help`` is the suite's own usage."""
 import collections
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -72,6 +76,7 @@ def test_n2_writes_one_complete_results_json(n2_run):
     assert {r["verdict"] for r in doc["results"] if r["target"] == "control-stream"} <= {"pass", "info", "skip"}
     assert all((out / r["recording"]).is_file() for r in doc["results"] if r["recording"])
     assert (out / "report.html").is_file() and "control-buffered" in (out / "report.html").read_text()
+    assert not (out / ".partial").exists()              # the workers' partial documents, merged and gone
     # the suite's own summary, from the controller, over both workers' results
     assert "FAIL delivery.progressive [MUST] control-buffered" in p.stdout
     assert "exit code: 1" in p.stdout
@@ -154,6 +159,42 @@ def test_n2_exit_code_is_the_merged_runs(tmp_path):
     doc = results(tmp_path)
     assert doc["exit_code"] == 6 and {t["id"] for t in doc["targets"]} == {"control-stream", f"http://127.0.0.1:{port}/3"}
     assert {r["verdict"] for r in doc["results"] if r["target"] != "control-stream"} - {"skip"} == {"error"}
+
+
+@pytest.mark.parametrize("sig, whom", [(signal.SIGINT, "group"), (signal.SIGTERM, "controller")])
+def test_an_interrupted_n2_run_ends_its_workers_and_servers_and_writes_results(tmp_path, sig, whom):
+    """Ctrl-C at a terminal (SIGINT to the whole process group) or CI cancelling the job
+    (SIGTERM to the controller): exit 2, no worker or server left, results.json written."""
+    from processes import processes_tagged
+    tag = str(uuid.uuid4())
+    env = dict(os.environ, CONFORMANCE_TEST_TAG=tag, PYTHONFAULTHANDLER="1")
+
+    def as_from_a_terminal():   # see test_cli.sigint_as_from_a_terminal; its own group, to signal
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.setsid()
+
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", "-n", "2",
+                             "--target", "webpy", "--target", "webpy-seed", "--report-dir", str(tmp_path)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=as_from_a_terminal)
+    try:
+        # controller, two workers, two servers: all carry the tag in their environment
+        deadline = time.monotonic() + 60
+        while len(processes_tagged(tag)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling /proc: there is no event to wait on
+        assert len(processes_tagged(tag)) >= 5, "the workers' servers did not start"
+        if whom == "group":
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, out[-2000:]
+    assert processes_tagged(tag) == []
+    schema.validate(results(tmp_path), "results")
+    assert not (tmp_path / ".partial").exists()
 
 
 def test_the_scheduler_keeps_a_target_on_one_worker():
