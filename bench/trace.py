@@ -60,8 +60,8 @@ def watched(scenario: str, result, ctx) -> float:
         if getattr(rec, "end_t", None) is not None:
             total += rec.end_t
             if getattr(rec, "method", "") == "HEAD" and rec.end == "complete":
-                from conformance.scenarios import HEAD_LISTEN_S
-                total += HEAD_LISTEN_S if scenario == "head" else 0.0
+                from conformance.scenarios import head_listen_s
+                total += head_listen_s(ctx.target) if scenario == "head" else 0.0
     return total
 
 

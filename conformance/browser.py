@@ -277,12 +277,15 @@ def run(ctx: Context) -> BrowserRecording:
         return rec
     # the whole session's bound: both pages' budgets, the browser's start and a margin
     limit = 2 * ctx.deadline + 120
+    # A Chromium that cannot be started or driven is this machine's problem, not the target's: the
+    # check is skipped with the reason (an error would say the target could not be reached).
     try:
         BROWSER.run(lambda browser: _session(browser, ctx, rec), limit)
     except BrowserStartError as e:
-        rec.error = str(e)
+        rec.skip_reason = str(e)
     except Exception as e:  # noqa: BLE001 - a browser that cannot be driven is said, not raised
-        rec.error = rec.error or f"Chromium could not be driven: {type(e).__name__}: {_first_line(e)}"
+        if rec.error is None:
+            rec.skip_reason = f"Chromium could not be driven: {type(e).__name__}: {_first_line(e)}"
     return rec
 
 

@@ -8,7 +8,12 @@ from plain Python (the suite's own tests call ``judge`` directly).
 A judge receives the recording of its scenario and the target, and returns a ``Finding`` whose
 verdict is ``pass``, ``fail``, ``info`` or ``skip``; the check's level then decides what a
 failure means (MUST: fail; SHOULD: warn, or fail under ``--strict``). ``error`` is reserved for
-what could not be judged: no recording, or a non-2xx answer.
+what could not be judged: a target that could not be reached or answered GET with non-2xx
+(DESIGN.md, exit 6). A check of another scenario (HEAD, HTTP/1.0, several streams, a client) is
+judged with the target's GET recording beside it (``judge(..., get=)``): when GET was answered
+2xx, that scenario's own failure (no head in time, a non-2xx answer, a client that broke) is the
+server's answer and is judged as such, a ``fail`` (or the check's ``unanswered`` verdict, such as
+``skip`` for a check that needs the answer another check judges), never ``error``.
 """
 from __future__ import annotations
 
@@ -54,36 +59,75 @@ class Check:
     title: str                 # one line: what the check looks at
     scenario: str              # which scenario's record it reads (see scenarios.py)
     judge_fn: Callable = field(compare=False, repr=False)
-    needs_success: bool = True  # a non-2xx answer makes it an error
+    needs_success: bool = True  # a non-2xx answer makes it an error (or, GET answered, unanswered)
+    unanswered: str = "fail"    # the verdict when this scenario failed but GET was answered 2xx
 
-    def judge(self, rec, target, strict: bool = False) -> Finding:
-        """Judge a recording; never raises for anything the server sent."""
-        if rec is None:
-            return Finding("error", f"the {self.scenario!r} exchange was not recorded")
-        if rec.error:
-            return Finding("error", rec.error)
-        if self.needs_success and hasattr(rec, "status") and is_redirect(rec.status):
-            return Finding("error", location_note(rec), "a 2xx response")
-        if self.needs_success and hasattr(rec, "status") and not (200 <= (rec.status or 0) < 300):
-            start = rec.body[:200].decode("utf-8", "replace")
-            return Finding("error", f"HTTP {rec.status} {rec.reason}; the body starts {start!r}",
-                           "a 2xx response")
-        finding = self.judge_fn(rec, target)
+    def judge(self, rec, target, strict: bool = False, get=None) -> Finding:
+        """Judge a recording; never raises for anything the server sent. ``get``: the target's GET
+        recording, for a check of another scenario (see the module's docstring)."""
+        finding = self._judge(rec, target)
+        beside = get is not None and self.scenario != "get"
+        if beside and no_answer(get):   # the target could not be judged: its own error, or GET's
+            if finding.verdict != "error" and unanswered_here(rec):
+                finding = Finding("error", *no_answer(get))   # said as the GET's checks say it
+        elif beside and finding.verdict == "error" and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
+            finding = Finding(self.unanswered, f"{finding.observed} (while GET was answered {get.status} "
+                              f"{get.reason}".rstrip() + ")", finding.expected or "an answer, as GET gets", finding.metrics)
         if finding.verdict == "fail" and self.level == SHOULD and not strict:
             finding.verdict = "warn"
         if finding.verdict == "pass" and self.level == INFO:
             finding.verdict = "info"
         return finding
 
+    def _judge(self, rec, target) -> Finding:
+        if rec is None:
+            return Finding("error", f"the {self.scenario!r} exchange was not recorded")
+        why = no_answer(rec) if rec.error or self.needs_success else None
+        return Finding("error", *why) if why else self.judge_fn(rec, target)
+
+
+INTERRUPTED = "the run was interrupted"
+
+
+def unanswered_here(rec) -> bool:
+    """The scenario's own exchange got no answer, or a non-2xx one (any record type; one that
+    did not apply, with its skip reason, is neither)."""
+    if rec is not None and (getattr(rec, "skip", None) or getattr(rec, "skip_reason", None)):
+        return False
+    return rec is None or bool(getattr(rec, "error", None)) or \
+        (hasattr(rec, "status") and not 200 <= (rec.status or 0) < 300)
+
+
+def no_answer(rec) -> tuple[str, str] | None:
+    """Why a recording is no answer to judge (not reached, a redirect, non-2xx) as (observed,
+    expected), or None."""
+    if rec.error:
+        return rec.error, ""
+    if not hasattr(rec, "status"):
+        return None
+    if is_redirect(rec.status):
+        return location_note(rec), "a 2xx response"
+    if not (200 <= (rec.status or 0) < 300):
+        start = rec.body[:200].decode("utf-8", "replace")
+        return f"HTTP {rec.status} {rec.reason}; the body starts {start!r}", "a 2xx response"
+    return None
+
 
 CHECKS: dict[str, Check] = {}
+# Former IDs still accepted in --check, --skip-check and baselines (DESIGN.md), with their IDs now.
+ALIASES = {"delivery.gzip": "delivery.compressed"}
 
 
-def check(id: str, level: str, spec: str, requirement: str, scenario: str = "get", needs_success: bool = True):
+def canonical(cid: str) -> str:
+    return ALIASES.get(cid, cid)
+
+
+def check(id: str, level: str, spec: str, requirement: str, scenario: str = "get", needs_success: bool = True,
+          unanswered: str = "fail"):
     """Register a judge ``f(recording, target) -> Finding`` and return its pytest test."""
     def register(judge_fn: Callable) -> Callable:
         title = (judge_fn.__doc__ or id).strip().splitlines()[0]
-        spec_check = Check(id, level, spec, requirement, title, scenario, judge_fn, needs_success)
+        spec_check = Check(id, level, spec, requirement, title, scenario, judge_fn, needs_success, unanswered)
         if id in CHECKS:
             raise ValueError(f"check {id} declared twice")
         CHECKS[id] = spec_check
@@ -135,6 +179,7 @@ def load_all() -> dict[str, Check]:
 def select(patterns: list[str], skip: list[str]) -> list[str]:
     """Check IDs chosen by ``--check`` / ``--skip-check`` (exact IDs or prefixes like ``framing.``)."""
     def matches(cid, pat):
+        pat = canonical(pat)
         return cid == pat or (pat.endswith(".") and cid.startswith(pat)) or cid.startswith(pat + ".")
     ids = list(CHECKS)
     if patterns:
@@ -143,4 +188,5 @@ def select(patterns: list[str], skip: list[str]) -> list[str]:
 
 
 def unknown(patterns: list[str]) -> list[str]:
-    return [p for p in patterns if not any(c == p or c.startswith(p if p.endswith(".") else p + ".") for c in CHECKS)]
+    return [p for p in patterns if p not in ALIASES
+            and not any(c == p or c.startswith(p if p.endswith(".") else p + ".") for c in CHECKS)]

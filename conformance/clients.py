@@ -49,6 +49,9 @@ def record_httpx(ctx: Context) -> Recording:
                     if time.monotonic() - start > ctx.deadline:
                         rec.end, rec.end_t = "deadline", t
                         break
+                    if ctx.watch and t >= ctx.watch:   # --watch: an endless stream is judged on what came
+                        rec.end, rec.end_t = "watched", t
+                        break
                 else:
                     rec.end, rec.end_t = "complete", time.monotonic() - t0
     except (httpx.ConnectError, httpx.ConnectTimeout) as e:

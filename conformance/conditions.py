@@ -1,14 +1,13 @@
-"""Delivery under real conditions: the scenarios behind ``delivery.gzip``, ``delivery.concurrent``,
-``delivery.large-body``, ``delivery.disconnect`` and ``framing.persistent-reuse``, and the readers
-they need (``delivery.http10`` reads the existing ``get-http10`` recording).
+"""Delivery under real conditions: the scenarios behind ``delivery.concurrent``,
+``delivery.large-body`` and ``delivery.disconnect``, and the readers they need
+(``delivery.http10`` reads the existing ``get-http10`` recording; ``delivery.compressed`` has
+its own module, ``conformance.compressed``).
 
 Each scenario returns plain data with an ``error`` (the exchange could not be recorded), the
 ``status`` the catalogue checks for 2xx, and a ``to_dict()`` that is a valid recording (its main
 exchange), so reports and the recording schema need nothing new. Nothing here judges.
 
-- ``get-gzip``: the plain GET with ``Accept-Encoding: gzip``, then a HEAD on the same connection
-  (``record_sequence``). ``decoded()`` turns the GET's body, decoded read by read, into a recording
-  whose pieces are the *decoded* bytes at their arrival times.
+- ``Sequence``: several exchanges on one connection (``record_sequence``), as data.
 - ``concurrent``: K GETs at once; for built-in targets also the holder page ``/`` read as a
   browser reads it, each iframe it names opened while it still streams.
 - ``large``: a large body downloaded without keeping it: bytes are counted, time kept compact,
@@ -23,15 +22,14 @@ import re
 import socket
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from conformance.recorder import (BadURL, Exchange, _connect, _request, parse_url, record_sequence,
-                                  request_headers)
-from conformance.recording import BODY_KEEP, HEAD_LIMIT, READS_KEEP, Piece, Read, Recording, redact
+from conformance.codings import GZIP_CODINGS, content_codings, decoded  # noqa: F401 - their former home
+from conformance.recorder import BadURL, Exchange, _connect, _request, parse_url, request_headers
+from conformance.recording import HEAD_LIMIT, READS_KEEP, Piece, Read, Recording, redact
 from conformance.scenarios import Context, Scenario, register
 from conformance.timing import MIB, Margins, write_groups
 from conformance.tolerant import TolerantParser
@@ -44,9 +42,9 @@ READ_SIZE = 256 * 1024
 
 
 def _headers(ctx: Context, exchange: Exchange) -> Exchange:
-    """The exchange with the target's own headers (``--header``) first, as ``Context.record`` does."""
-    return Exchange(exchange.scenario, exchange.method, exchange.http_version,
-                    list(ctx.target.headers) + list(exchange.headers), exchange.after_end_wait)
+    """The exchange with the target's own headers (``--header``) first and the watch, as
+    ``Context.record`` sends it."""
+    return ctx.exchange(exchange)
 
 
 class _Primary:
@@ -86,61 +84,7 @@ class _Primary:
         return d
 
 
-# --- gzip -------------------------------------------------------------------------------------
-
-GZIP_CODINGS = {"gzip", "x-gzip"}
-
-
-def content_codings(rec: Recording) -> list[str]:
-    return [c for c in rec.header_list("content-encoding") if c != "identity"]
-
-
-def decoded(rec: Recording) -> tuple[Recording, list[str]]:
-    """The recording with its gzip content decoded read by read (RFC 9110 §8.4.1.3): each piece
-    holds the bytes the decoder gave out for that read, at that read's time, so the burst analysis
-    judges the content as a reader of it gets it. Returns the new recording and notes. Only the
-    kept body (``BODY_KEEP``) can be decoded; a corrupt stream is decoded up to the fault."""
-    notes: list[str] = []
-    body = rec.body
-    out = replace(rec, pieces=[], body_kept="", body_bytes=0)
-    dec = zlib.decompressobj(31)
-    text = bytearray()
-    offset = 0
-    fault = None
-    for p in rec.pieces:
-        data = body[p.offset:p.offset + p.size]
-        if not data:
-            continue
-        try:
-            chunk = b""
-            while data:
-                chunk += dec.decompress(data)
-                data = b""
-                if dec.eof and dec.unused_data:       # a gzip stream may hold several members
-                    data, dec = dec.unused_data, zlib.decompressobj(31)
-        except zlib.error as e:
-            fault = f"the gzip data is corrupt near encoded byte {p.offset}: {e}"
-            break
-        if chunk:
-            out.pieces.append(Piece(p.t, offset, len(chunk), p.chunk_start, p.chunk_end))
-            offset += len(chunk)
-            if len(text) < BODY_KEEP:
-                text += chunk[:BODY_KEEP - len(text)]
-    if fault:
-        notes.append(fault)
-    elif rec.body_bytes > len(body):
-        notes.append(f"only the first {len(body)} of {rec.body_bytes} encoded bytes are kept and decoded")
-    elif not dec.eof and rec.end in ("complete", "closed"):
-        notes.append("the gzip stream ends without its trailer")
-    out.body_bytes, out.body_kept = offset, bytes(text).decode("latin-1")
-    return out, notes
-
-
-# --- gzip, then a second exchange on the same connection --------------------------------------
-
-SECOND_METHOD = "HEAD"   # cheap, and a full exchange: the connection's reuse is what is judged
-GZIP = [("Accept-Encoding", "gzip")]
-
+# --- several exchanges on one connection --------------------------------------------------------
 
 @dataclass
 class Sequence(_Primary):
@@ -150,21 +94,6 @@ class Sequence(_Primary):
     @property
     def primary(self) -> Recording:
         return self.exchanges[0]
-
-
-def _gzip_then_reuse(ctx: Context) -> Sequence:
-    """The GET with ``Accept-Encoding: gzip`` (as browsers send it), then a HEAD on the same
-    connection: one streamed response feeds ``delivery.gzip`` and, with the exchange after it,
-    ``framing.persistent-reuse`` (record once, judge many: a second countdown would double the
-    time)."""
-    exchanges = [_headers(ctx, Exchange("get-gzip", headers=GZIP)),
-                 _headers(ctx, Exchange("get-gzip-second", method=SECOND_METHOD, headers=GZIP))]
-    return Sequence("get-gzip", record_sequence(ctx.url, exchanges, timeout=ctx.timeout, deadline=ctx.deadline,
-                                                insecure=ctx.target.insecure, secret_headers=ctx.secret_headers))
-
-
-register(Scenario("get-gzip", f"GET with Accept-Encoding: gzip, then {SECOND_METHOD} on the same connection",
-                  _gzip_then_reuse))
 
 
 # --- incremental reading (the holder page, the disconnect) -------------------------------------
@@ -197,6 +126,12 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
         buf = bytearray(READ_SIZE)
         while True:
             wait = min(timeout, start + deadline - time.monotonic())
+            if exchange.watch and p.status is not None:
+                left = t0 + exchange.watch - time.monotonic()
+                if left <= 0:
+                    rec.end, rec.end_t = "watched", time.monotonic() - t0
+                    break
+                wait = min(wait, left)
             if wait <= 0:
                 rec.end, rec.end_t = "deadline", time.monotonic() - t0
                 break
@@ -204,7 +139,8 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
             try:
                 n = sock.recv_into(buf)
             except (TimeoutError, socket.timeout):
-                rec.end, rec.end_t = "timeout", time.monotonic() - t0
+                watched = exchange.watch and p.status is not None and time.monotonic() >= t0 + exchange.watch
+                rec.end, rec.end_t = "watched" if watched else "timeout", time.monotonic() - t0
                 break
             t = time.monotonic() - t0
             if n == 0:
@@ -373,7 +309,7 @@ def _replay_holder(ctx: Context, url: str, result: Concurrent, barrier, start) -
     except threading.BrokenBarrierError:
         pass
     try:
-        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder")), on_read, timeout=ctx.timeout,
+        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder", watch=0.0)), on_read, timeout=ctx.timeout,
                             deadline=ctx.deadline, insecure=ctx.target.insecure, secret_headers=ctx.secret_headers)
     except BadURL as e:
         result.holder_note = f"the holder page cannot be read: {e}"

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.catalogue import Finding
+from conformance.catalogue import Finding, canonical
 
 # For ties under --repeat: the worse verdict wins. skip is worse than pass (a check that could
 # not even apply half the time has not shown that it passes).
@@ -97,7 +97,7 @@ def load_baseline(path: Path) -> dict[tuple[str, str], str]:
     for i, r in enumerate(results):
         if not (isinstance(r, dict) and all(isinstance(r.get(k), str) for k in ("target", "check", "verdict"))):
             raise BaselineError(f"--baseline {path}: results[{i}] lacks target, check or verdict")
-        out[(r["target"], r["check"])] = r["verdict"]
+        out[(r["target"], canonical(r["check"]))] = r["verdict"]   # a former ID counts as its new one
     return out
 
 

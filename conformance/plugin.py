@@ -17,8 +17,7 @@ import pytest
 from conformance import catalogue
 from conformance.recorder import BadURL, parse_url
 from conformance.run import EXIT_INTERRUPTED, Options, Run
-from conformance.target import MAX_STREAMS, PROFILES, Target
-from conformance.timing import countdown_count
+from conformance.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target
 from targets.registry import BUILTINS, DEFAULT_TARGETS
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -30,8 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--target", action="append", default=[], metavar="NAME",
                 help=f"a built-in target (repeatable); default: {' '.join(DEFAULT_TARGETS)}")
     g.addoption("--targets-file", metavar="PATH", help="a TOML file listing targets (see DESIGN.md)")
-    g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: countdown for /N URLs, else bytes)")
-    g.addoption("--interval", type=float, metavar="SECONDS", help="the producer's expected time between writes (default 1.0)")
+    g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: from the response's Content-Type)")
+    g.addoption("--interval", type=float, metavar="SECONDS",
+                help="the producer's expected time between writes (default: inferred from the stream; --profile countdown: 1.0)")
+    g.addoption("--watch", type=float, metavar="SECONDS",
+                help=f"how long a stream that has not ended is recorded before it is judged on what arrived (default {DEFAULT_WATCH_S:g} s, or the known schedule)")
     g.addoption("--count", type=int, metavar="N", help="countdown length when the URL's /N does not say (built-in targets: the N they serve)")
     g.addoption("--expect-bursts", type=int, metavar="N", help="minimum separate arrivals expected (bytes profile)")
     g.addoption("--time-scale", type=float, default=1.0, metavar="F", help="multiplies every sleep of the built-in targets (1.0 = the seed's timing)")
@@ -45,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="follow a URL target's redirects (at most 5; --header values stay with the first origin); by default a 3xx is an error")
     g.addoption("--concurrent-streams", type=int, metavar="N",
                 help=f"delivery.concurrent: streams opened at once (default 5, at most {MAX_STREAMS})")
+    g.addoption("--reference", metavar="ORIGIN_URL",
+                help="the origin behind the --target-url chain, recorded at the same time: delivery.chain judges what the chain adds")
     g.addoption("--large-url", metavar="URL", help="the endpoint delivery.large-body downloads (built-in targets bring their own)")
     g.addoption("--large-size", type=int, metavar="BYTES", help="size of the built-in targets' large body (default 1 GiB)")
     g.addoption("--baseline", metavar="PATH", help="a previous results.json: fail only on regressions against it")
@@ -76,6 +80,7 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     interval = _positive("--interval", opt.interval)
     _positive("--time-scale", opt.time_scale)
     _positive("--timeout", opt.timeout)
+    watch = _positive("--watch", opt.watch)
     for name, v in (("--count", opt.count), ("--expect-bursts", opt.expect_bursts), ("--repeat", opt.repeat),
                     ("--large-size", opt.large_size)):
         if v is not None and v < 1:
@@ -84,15 +89,26 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     out: list[Target] = []
     for url in opt.target_url:
         try:
-            ep = parse_url(url)
+            parse_url(url)
         except BadURL as e:
             raise pytest.UsageError(f"--target-url {e}") from None
-        profile = opt.profile or ("countdown" if countdown_count(ep.target) or opt.count else "bytes")
-        out.append(Target(url, url, profile, interval or 1.0, opt.count, opt.expect_bursts, headers, opt.insecure,
-                          large_url=opt.large_url))
+        # Without --profile the response decides (Target.profile_of); a countdown named as such
+        # keeps the seed's own 1 s pace unless --interval says otherwise.
+        profile = opt.profile
+        if interval is None and profile == "countdown":
+            interval = 1.0
+        out.append(Target(url, url, profile, interval, opt.count, opt.expect_bursts, headers, opt.insecure,
+                          large_url=opt.large_url, watch=watch))
+        if opt.reference:   # delivery.chain (conformance/chain.py)
+            from conformance.chain import set_reference
+            try:
+                set_reference(out[-1], opt.reference)
+            except BadURL as e:
+                raise pytest.UsageError(f"--reference {e}") from None
+        interval = _positive("--interval", opt.interval)
     if opt.targets_file:
         from conformance.targets_file import load
-        out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers))
+        out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers, watch=watch))
     names = list(opt.target)
     if not names and not out:
         names = list(DEFAULT_TARGETS)
@@ -102,9 +118,10 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         if name not in BUILTINS:
             raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
         b = BUILTINS[name]
-        out.append(Target(name, None, b.profile, b.interval * opt.time_scale, opt.count, None, headers,
+        pace = None if b.interval is None else b.interval * opt.time_scale
+        out.append(Target(name, None, b.profile, pace, opt.count, None, headers,
                           insecure=b.insecure or opt.insecure, builtin=name,
-                          large_url=opt.large_url))
+                          large_url=opt.large_url, watch=watch))
     if opt.concurrent_streams is not None:
         if not 1 <= opt.concurrent_streams <= MAX_STREAMS:
             raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")
@@ -258,9 +275,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             errors.setdefault((r["target"], r["observed"]), []).append(r["check"])
     for (target, why), checks in errors.items():
         tr.write_line(f"\nERROR {target}: {len(checks)} checks could not be judged: {why}", red=True)
+    causes = {t.id: run.diagnosis(t) for t in run.targets}
     for r in run.results:
-        if r["verdict"] in ("fail", "warn"):
-            tr.write_line("\n" + catalogue.describe(r), red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
+        if r["verdict"] not in ("fail", "warn"):
+            continue
+        colour = dict(red=r["verdict"] == "fail", yellow=r["verdict"] == "warn")
+        if "cause" in r:   # said once below, with the cause
+            tr.write_line(f"\n{r['verdict'].upper()} {r['check']} [{r['level']}] {r['target']}: see cause "
+                          f"{r['cause'] + 1} below", **colour)
+        else:
+            tr.write_line("\n" + catalogue.describe(r), **colour)
+    for tid, found in causes.items():
+        for n, c in enumerate(found, 1):
+            tr.write_line(f"\nCAUSE {n} {tid}: {c.cause}", bold=True)
+            tr.write_line(f"  explains: {', '.join(c.explains)}")
+            tr.write_line(f"  hop: {c.hop}")
+            tr.write_line(f"  evidence: {c.evidence}")
+            tr.write_line(f"  fix: {c.fix}")
     path = getattr(config, "_conformance_results", None)
     if path:
         comparison = run.comparison()   # --baseline: the CI gate (conformance/gate.py)

@@ -97,6 +97,9 @@ class Exchange:
     http_version: str = "1.1"
     headers: list[tuple[str, str]] = field(default_factory=list)  # extra headers, after ours
     after_end_wait: float = 0.0   # keep reading this long after the message ended (HEAD)
+    # --watch: once the head has arrived, a body still open this long (s) after the request is
+    # closed by the client and judged on what arrived (``end`` is "watched"): endless feeds are normal
+    watch: float | None = None
 
 
 def request_headers(ep: Endpoint, ex: Exchange) -> list[tuple[str, str]]:
@@ -217,11 +220,17 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
     ended_at = None
     last_progress = t0
     monotonic = time.monotonic
+    watch_at = t0 + ex.watch if ex.watch else None
     while True:
         now = monotonic()
         wait = min(timeout, deadline_at - now)
-        if ended_at is not None:
-            wait = min(wait, ended_at + ex.after_end_wait - now)
+        if watch_at is not None and ended_at is None and rec.head_t is not None:
+            if now >= watch_at:
+                state.stop("watched", now - t0)
+                break
+            wait = min(wait, watch_at - now)
+        if ended_at is not None:   # listening after the message: its own window, not the idle timeout
+            wait = min(deadline_at - now, ended_at + ex.after_end_wait - now)
             if wait <= 0:
                 break
         if wait <= 0:
@@ -231,7 +240,9 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
         try:
             n = sock.recv_into(buf)
         except (TimeoutError, socket.timeout):
-            if ended_at is None:
+            if watch_at is not None and ended_at is None and rec.head_t is not None and monotonic() >= watch_at:
+                state.stop("watched", monotonic() - t0)
+            elif ended_at is None:
                 state.stop("deadline" if monotonic() >= deadline_at else "timeout", monotonic() - t0)
             break
         except OSError as e:  # reset, or a TLS error mid-stream

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects
 from conformance.catalogue import Check, Finding
+from conformance.diagnosis import diagnose
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
@@ -31,6 +32,9 @@ from targets.registry import BUILTINS
 # Exit codes (README, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
+MAIN = "get"            # the recording most checks read: made first, alone
+SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
+SIDE_WATCH_MIN = 4.0    # s, and at least this long
 
 
 @dataclass
@@ -68,7 +72,13 @@ class TargetRun:
         return self.target.id
 
     def read_timeout(self) -> float:
-        return self.run.options.timeout or max(10.0, 2 * self.target.expected_span() + 5)
+        """Idle timeout per read (s): --timeout, else twice the known schedule plus 5 s (at least
+        10 s); a stream without a known schedule may be idle up to its watch window."""
+        if self.run.options.timeout:
+            return self.run.options.timeout
+        if not self.target.schedule_known:
+            return max(10.0, self.target.watch_s())
+        return max(10.0, 2 * self.target.expected_span() + 5)
 
     def recording_deadline(self) -> float:
         return 4 * self.read_timeout() + 30
@@ -121,17 +131,24 @@ class TargetRun:
         # requests the suite has finished with (the seed's HEAD runs its whole generator), and
         # those lingering workers must not be what an exclusive scenario measures. Shared
         # scenarios then run, side by side when the server is known to allow it.
+        # The main GET comes first and alone: it decides the profile when none was given, and
+        # it is judged on a server nothing else of ours is using (a server that serves one
+        # stream at a time, or keeps producing for a client that left, would otherwise answer
+        # it late).
         previous: list[Future] = []
         for _round in range(max(1, self.run.options.repeat)):
             names = sorted(self.scenarios, key=order)
+            first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
-            shared = [n for n in names if not SCENARIOS[n].exclusive]
-            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in alone]
-            shared_futures = [shared_pool.submit(self._record_after, n, exclusive_futures) for n in shared]
-            for n, future in zip(alone + shared, exclusive_futures + shared_futures):
+            shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
+            first_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in first]
+            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous) + first_futures) for n in alone]
+            before = first_futures + exclusive_futures
+            shared_futures = [shared_pool.submit(self._record_after, n, before) for n in shared]
+            for n, future in zip(first + alone + shared, before + shared_futures):
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
-            previous = exclusive_futures + shared_futures
+            previous = before + shared_futures
 
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
@@ -141,12 +158,44 @@ class TargetRun:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
             self.target.large_size = self.run.options.large_size   # --large-size
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
-                       self.run.options.secret_headers, self.server, live=self.live)
+                       self.run.options.secret_headers, self.server, live=self.live, watch=self.watch(),
+                       recorded=self.recorded)
+
+    def watch(self) -> float:
+        """The watch window of this target's recordings (s). After a main GET that was still open
+        when its window ended (an endless feed), the scenarios after it share a shorter one:
+        long enough for the first dozen units the GET saw, at least 4 s, so a run against an
+        endless stream ends within a minute."""
+        full = self.target.watch_s()
+        if self.target.watch is not None:
+            return full
+        main = self._futures.get(MAIN)
+        if main is None or not main.done() or main.cancelled() or main.exception() is not None:
+            return full
+        rec = main.result()
+        if getattr(rec, "end", None) != "watched":
+            return full
+        d = self.target.delivery(rec)
+        times = sorted(t for t in d.group_times if t is not None) or [b.end for b in d.bursts]
+        enough = times[min(len(times), SIDE_UNITS) - 1] + 1.0 if times else full
+        return min(full, max(SIDE_WATCH_MIN, enough))
+
+    def recorded(self, scenario: str):
+        """Another scenario's record of this target (waiting for it), or None if not run."""
+        future = self._futures.get(scenario)
+        return None if future is None else self._wait(future, scenario)
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
             return Recording(scenario, self.target.url or "", error="the run was interrupted")
-        return SCENARIOS[scenario].run(self.context())
+        rec = SCENARIOS[scenario].run(self.context())
+        if scenario == MAIN:
+            self.target.resolve(rec)
+            if not self.target.schedule_known and not getattr(rec, "error", None):
+                from conformance.inferred import pace
+                free = self.target.delivery(rec).free
+                self.target.pace_s = pace(free) if free is not None else None
+        return rec
 
     def recording(self, scenario: str) -> Recording | None:
         if self.launch_error:
@@ -199,7 +248,12 @@ class TargetRun:
             self.run.add_result(self, check, finding, None)
             return finding
         recs = self.recordings(check.scenario)
-        findings = [check.judge(rec, self.target, self.run.options.strict) for rec in recs]
+        # Another scenario's check is judged beside the GET (when recorded): only a target not
+        # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
+        gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
+        findings = [check.judge(rec, self.target, self.run.options.strict,
+                                get=gets[i if len(gets) == len(recs) else 0] if gets else None)
+                    for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
         self.run.add_result(self, check, finding, rec)
@@ -302,6 +356,17 @@ class Run:
             return EXIT_UNREACHABLE
         return EXIT_FAILED if "fail" in verdicts else EXIT_OK
 
+    def diagnosis(self, trun: TargetRun) -> list:
+        """The distinct causes behind the target's findings (``conformance.diagnosis``); the
+        findings they explain get a ``cause`` index into the list."""
+        headers = []
+        fut = trun._futures.get(MAIN)
+        if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+            headers = getattr(fut.result(), "headers", None) or []
+        with self._lock:
+            mine = [r for r in self.results if r["target"] == trun.id]
+            return diagnose(mine, headers)
+
     def results_document(self) -> dict:
         duration = time.monotonic() - self.started_at if self.started_at else 0.0
         targets = []
@@ -313,8 +378,10 @@ class Run:
                     server = (fut.result().header_values("server") or [None])[0]
                     if server:
                         break
-            entry = {"id": t.id, "url": t.target.url, "profile": t.target.profile,
-                     "interval_s": t.target.interval, "server": server}
+            entry = {"id": t.id, "url": t.target.url, "profile": t.target.profile or "bytes",
+                     "interval_s": t.target.interval, "server": server, "watch_s": t.target.watch_s()}
+            if not t.target.schedule_known:
+                entry["pace_s"] = None if t.target.pace_s is None else round(t.target.pace_s, 4)
             if t.redirects:
                 entry["redirects"] = t.redirects
             if t.launch_error:
@@ -323,6 +390,7 @@ class Run:
                 entry["skipped"] = t.skip_reason
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
+            entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]
             targets.append(entry)
         return {
             "schema": 1,

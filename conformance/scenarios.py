@@ -8,15 +8,31 @@ them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from conformance.recorder import Exchange, record
 from conformance.target import Target
 
-# After a HEAD response's head, keep listening this long for bytes that must not come. The
-# seed's body follows its head at once, so half a second is plenty on loopback and remote.
+# After a HEAD response's head, keep listening for bytes that must not come. A server that runs
+# its GET handler for HEAD may send the body at once (the seed), or only its last-chunk when the
+# handler finishes, one producer schedule later: so the listening spans the producer's schedule
+# and two intervals more (at least HEAD_LISTEN_S), bounded by the watch window (or WATCH_S), and
+# ends early when the server closes the connection.
 HEAD_LISTEN_S = 0.5
+WATCH_S = 30.0
+
+
+def head_listen_s(target, get=None) -> float:
+    """How long the HEAD recording listens after the head (s), for this target: across the
+    known schedule and two intervals more; without a schedule, as long as the GET's body took
+    (``get``, its recording) and a second more; at least HEAD_LISTEN_S, at most the watch."""
+    watch = target.watch_s() if hasattr(target, "watch_s") else (getattr(target, "watch", None) or WATCH_S)
+    if target.interval is not None:
+        span = target.expected_span() + 2 * target.interval
+    else:
+        span = ((getattr(get, "end_t", None) or 0.0) - (getattr(get, "head_t", None) or 0.0)) + 1.0
+    return min(max(HEAD_LISTEN_S, span), watch)
 
 
 @dataclass
@@ -30,10 +46,16 @@ class Context:
     server: Any = None    # targets.launcher.Running for built-in targets
     extra: dict = field(default_factory=dict)
     live: dict | None = None   # (exchange name, token) -> (bytes, reads) so far of each exchange in flight
+    watch: float | None = None  # s: a stream still open this long after its request is closed and judged
+    recorded: Callable[[str], Any] | None = None   # another scenario's record of this target, by name
+
+    def exchange(self, exchange: Exchange) -> Exchange:
+        """The exchange as sent: the target's own headers (``--header``) first, and the watch."""
+        return replace(exchange, headers=list(self.target.headers) + list(exchange.headers),
+                       watch=self.watch if exchange.watch is None else exchange.watch)
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
-        headers = list(self.target.headers) + list(exchange.headers)
-        ex = Exchange(exchange.scenario, exchange.method, exchange.http_version, headers, exchange.after_end_wait)
+        ex = self.exchange(exchange)
         if self.live is None or "progress" in kw:
             return record(url or self.url, ex, timeout=self.timeout, deadline=self.deadline,
                           insecure=self.target.insecure, secret_headers=self.secret_headers, **kw)
@@ -71,7 +93,9 @@ def register(scenario: Scenario) -> Scenario:
 
 register(exchange("get", "GET over HTTP/1.1"))
 register(exchange("get-http10", "GET over HTTP/1.0", http_version="1.0"))
-register(exchange("head", "HEAD over HTTP/1.1", method="HEAD", after_end_wait=HEAD_LISTEN_S))
+register(Scenario("head", "HEAD over HTTP/1.1, listening across the producer's schedule after the head",
+                  lambda ctx: ctx.record(Exchange("head", "HEAD", after_end_wait=head_listen_s(
+                      ctx.target, ctx.recorded("get") if ctx.recorded else None)))))
 
 
 def order(name: str) -> int:

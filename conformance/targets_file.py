@@ -14,10 +14,10 @@ import pytest
 
 from conformance.recorder import BadURL, parse_url
 from conformance.target import MAX_STREAMS, PROFILES, Target
-from conformance.timing import countdown_count
 
 KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count": int, "expect_bursts": int,
-        "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int}
+        "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int,
+        "watch": (int, float), "reference": str}
 
 
 def _line_of(text: str, index: int, key: str | None) -> int:
@@ -59,25 +59,30 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         for key in ("id", "url"):
             if key not in t:
                 raise bad(key, "missing")
-        for key in ("url", "large_url"):
+        for key in ("url", "large_url", "reference"):
             try:
                 if key in t:
                     parse_url(t[key])
             except BadURL as e:
                 raise bad(key, str(e)) from None
-        profile = t.get("profile") or ("countdown" if countdown_count(t["url"]) or t.get("count") else "bytes")
-        if profile not in PROFILES:
+        profile = t.get("profile")   # None: from the response
+        if profile is not None and profile not in PROFILES:
             raise bad("profile", f"one of {', '.join(PROFILES)}")
-        interval = float(t.get("interval", 1.0))
-        if not math.isfinite(interval) or interval <= 0:
-            raise bad("interval", "must be a positive number of seconds")
+        interval = t.get("interval", 1.0 if profile == "countdown" else None)   # None: inferred
+        for key, value in (("interval", interval), ("watch", t.get("watch"))):
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise bad(key, "must be a positive number of seconds")
         for key in ("count", "expect_bursts"):
             if key in t and t[key] < 1:
                 raise bad(key, "must be at least 1")
         if not 1 <= t.get("concurrent_streams", 1) <= MAX_STREAMS:
             raise bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
-        out.append(Target(t["id"], t["url"], profile, interval, t.get("count"), t.get("expect_bursts"), headers,
-                          t.get("insecure", defaults.get("insecure", False)), large_url=t.get("large_url"),
+        out.append(Target(t["id"], t["url"], profile, None if interval is None else float(interval), t.get("count"),
+                          t.get("expect_bursts"), headers, t.get("insecure", defaults.get("insecure", False)),
+                          large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")),
                           **{k: t[k] for k in ("concurrent_streams",) if k in t}))
+        if "reference" in t:   # delivery.chain (conformance/chain.py)
+            from conformance.chain import set_reference
+            set_reference(out[-1], t["reference"])
     return out

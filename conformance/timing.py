@@ -140,6 +140,7 @@ class Delivery:
     span: float                              # producer's time from first to last write
     group_times: list[float | None] = field(default_factory=list)  # countdown: arrival of each group
     notes: list[str] = field(default_factory=list)
+    free: object | None = None               # no interval given: the schedule-free rule's view (inferred.Free)
 
     @property
     def margins(self) -> Margins:
@@ -262,8 +263,12 @@ def _assign_groups(d: "Delivery") -> None:
                 break
 
 
-def analyse(rec: Recording, profile: str, interval: float, count: int | None = None,
+def analyse(rec: Recording, profile: str, interval: float | None, count: int | None = None,
             expect_bursts: int | None = None) -> Delivery:
+    """The delivery view of a recording: against the producer's schedule when ``interval`` (s)
+    is given, else by the schedule-free rule (``conformance.inferred``)."""
+    if interval is None:
+        return _analyse_free(rec, profile, count, expect_bursts)
     rtt = rec.connect_s or 0.0
     arrivals = body_arrivals(rec)
     margins = Margins(interval, rtt)
@@ -298,6 +303,22 @@ def analyse(rec: Recording, profile: str, interval: float, count: int | None = N
         _assign_groups(d)
     elif profile in ("sse", "ndjson"):
         _analyse_records(d, rec, profile, interval, count, expect_bursts, unknown_span)
+    return d
+
+
+def _analyse_free(rec: Recording, profile: str, count: int | None, expect_bursts: int | None) -> Delivery:
+    from conformance import inferred   # the rule builds on this module's readers
+    if profile == "countdown" and count is None:
+        profile = "countdown"   # items are found by their closing tags; no length needed
+    f = inferred.analyse(rec, profile, count)
+    arrivals = body_arrivals(rec)
+    bursts = [Burst(r.start, r.end, r.size, list(r.units)) for r in f.releases]
+    d = Delivery(profile, None, f.margins.rtt, rec.head_t, arrivals[0][0] if arrivals else None,
+                 arrivals[-1][0] if arrivals else None, bursts, expected_groups=expect_bursts or len(f.units),
+                 span=0.0, group_times=[u.end for u in f.units] if profile != "bytes" else [], free=f)
+    if rec.body_bytes > len(rec.body) and profile != "bytes":
+        d.notes.append(f"only the first {len(rec.body)} of {rec.body_bytes} body bytes are kept; {f.word} after them "
+                       "are not judged")
     return d
 
 

@@ -31,6 +31,11 @@ MODES = {
     "bad-chunk-crlf": "chunk data followed by a bare LF instead of CRLF",
     "truncated": "closes the connection after three items, without the last-chunk",
     "head-body": "answers HEAD with a body",
+    "head-late-chunk": "answers HEAD with its head at once and a stray last-chunk when the GET schedule ends",
+    "head-405": "answers HEAD with 405 Method Not Allowed (GET streams)",
+    "double-chunked": "Transfer-Encoding: chunked once, but each write chunked twice (an app writing chunk "
+                      "framing under a server that chunks again)",
+    "close-delimited": "an HTTP/1.1 response without Content-Length or chunked, ended by closing the connection",
     "http10-te": "answers an HTTP/1.0 request with Transfer-Encoding: chunked",
     "no-content-type": "sends no Content-Type",
 }
@@ -73,10 +78,21 @@ class Exchange:
             if mode == "head-body":
                 self.sock.sendall(self.head(ctype + [("Transfer-Encoding", "chunked")]))
                 self.sock.sendall(b"".join(chunk(p) for _, p in writes[:2]) + b"0\r\n\r\n")
+            elif mode == "head-late-chunk":   # the GET handler runs on, and its server ends the body
+                self.sock.sendall(self.head(ctype + [("Transfer-Encoding", "chunked")]))
+                time.sleep(writes[-1][0])
+                self.sock.sendall(b"0\r\n\r\n")
+            elif mode == "head-405":
+                self.sock.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
+                                  b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 18\r\n\r\n")
             else:
                 self.sock.sendall(self.head(ctype + [("Transfer-Encoding", "chunked")]))
             return True
         if version == "1.0" and mode != "http10-te":
+            self.sock.sendall(self.head(ctype + [("Connection", "close")]))
+            self.timed(writes, lambda p: p)
+            return False
+        if mode == "close-delimited":
             self.sock.sendall(self.head(ctype + [("Connection", "close")]))
             self.timed(writes, lambda p: p)
             return False
@@ -104,11 +120,12 @@ class Exchange:
             return False
         encode = {
             "chunked-twice": lambda p: chunk(chunk(p)),
+            "double-chunked": lambda p: chunk(chunk(p)),
             "bad-chunk-size": lambda p: b"%xg\r\n%s\r\n" % (len(p), p),
             "bad-chunk-crlf": lambda p: b"%x\r\n%s\n" % (len(p), p),
         }.get(mode, chunk)
         self.timed(writes, encode)
-        if mode == "chunked-twice":
+        if mode in ("chunked-twice", "double-chunked"):
             self.sock.sendall(chunk(b"0\r\n\r\n") + b"0\r\n\r\n")
         else:  # chunked-not-last too: its recipient waits for a close that never comes
             self.sock.sendall(b"0\r\n\r\n")

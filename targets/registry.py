@@ -16,8 +16,8 @@ class Builtin:
     argv: tuple[str, ...]
     description: str
     path: str = f"/{DEFAULT_COUNT}"
-    profile: str = "countdown"
-    interval: float = 1.0  # the producer's interval at time scale 1
+    profile: str | None = "countdown"   # None: from the response, as for a URL
+    interval: float | None = 1.0  # the producer's interval at time scale 1; None: not known (inferred)
     # What must be installed: "module:NAME" (a Python module) or "program:NAME" (an executable),
     # and how to install it. A target missing one is skipped with the hint, not started.
     requires: tuple[str, ...] = ()
@@ -61,7 +61,7 @@ DEFAULT_TARGETS = ("webpy-seed", "webpy")
 
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
 # the server/proxy matrix and the delivery-condition controls.
-for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets"):
+for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams"):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:

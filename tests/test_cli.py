@@ -103,9 +103,26 @@ def test_check_selection_by_prefix_and_no_check_left(tmp_path):
     assert p.returncode == 0
     assert {r["check"] for r in results(tmp_path)["results"]} == {
         "framing.strict-parse", "framing.chunked-once", "framing.no-te-with-cl", "framing.http10-no-te",
-        "framing.chunk-syntax", "framing.complete", "framing.content-type", "framing.persistent-reuse"}
+        "framing.chunk-syntax", "framing.complete", "framing.content-type", "framing.persistent-reuse",
+        "framing.head-supported", "framing.self-delimited"}
     p = suite("--target", "control-stream", "--check", "framing.", "--skip-check", "framing.", report_dir=tmp_path)
     assert p.returncode == 5
+
+
+def test_a_head_refused_while_get_streams_is_a_warning_not_an_error(tmp_path):
+    """HEAD answered 405 while GET streams: framing.head-supported warns, framing.head-no-body is
+    skip with the reason, nothing is error, and the run exits 0 (1 under --strict), never 6."""
+    p = suite("--target", "control-head-405", *FAST, "--check", "framing.head-supported", "--check", "framing.head-no-body",
+              "--check", "framing.complete",
+              report_dir=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:]
+    got = {r["check"]: r for r in results(tmp_path)["results"]}
+    assert {c: r["verdict"] for c, r in got.items()} == {
+        "framing.head-supported": "warn", "framing.head-no-body": "skip", "framing.complete": "pass"}
+    assert "405 Method Not Allowed" in got["framing.head-supported"]["observed"]
+    assert "framing.head-supported" in got["framing.head-no-body"]["observed"]
+    p = suite("--target", "control-head-405", *FAST, "--check", "framing.head-supported", "--strict", report_dir=tmp_path)
+    assert p.returncode == 1, p.stdout[-3000:]
 
 
 def test_a_targets_file_error_names_file_line_and_key(tmp_path):

@@ -19,6 +19,7 @@ import h11
 import pytest
 
 from conformance.catalogue import CHECKS, load_all
+from conformance.compressed import Compressed
 from conformance.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
                                     same_origin_relative, stream_target)
 from conformance.recorder import Exchange, record_sequence
@@ -68,9 +69,10 @@ def timeline(pieces: list[bytes], interval: float, *, hold=None, jitter=0.0, see
     return sorted(out, key=lambda a: a[0])
 
 
-def gzip_verdict(rec, target, strict=False):
-    """delivery.gzip on a recording of the GET alone (the scenario also holds the HEAD after it)."""
-    return CHECKS["delivery.gzip"].judge(Sequence("get-gzip", [rec]), target, strict)
+def gzip_verdict(rec, target, strict=False, identity=None):
+    """delivery.compressed on a recording of the browser-style GET alone (the scenario also holds
+    the HEAD after it, and the identity GET it is compared with)."""
+    return CHECKS["delivery.compressed"].judge(Compressed([rec], identity), target, strict)
 
 
 def judge(rec, target) -> dict[str, str]:
@@ -188,8 +190,38 @@ def test_gzip_judges_an_uncompressed_answer_on_its_plain_body_and_skips_other_co
     plain = recording([(k * 0.1, p) for k, p in enumerate(COUNTDOWN)])
     f = gzip_verdict(plain, target)
     assert f.verdict == "pass" and "did not compress" in f.observed
-    br = recording([(0.0, b"\x0b\x02\x80")], headers=[["Content-Encoding", "br"]])
-    assert gzip_verdict(br, target).verdict == "skip"
+    other = recording([(0.0, b"\x1f\x9d\x90")], headers=[["Content-Encoding", "compress"]])
+    assert gzip_verdict(other, target).verdict == "skip"
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "deflate", "raw-deflate"])
+def test_every_browser_coding_is_decoded_read_by_read(coding):
+    """Each coding a browser asks for is undone read by read: flushed output streams, and the
+    same content compressed whole arrives at the end."""
+    import brotli
+    import zstandard
+    target = Target("t", "http://test/6", "countdown", 0.1)
+
+    def flushed():
+        if coding == "br":
+            c = brotli.Compressor()
+            return lambda p: c.process(p) + c.flush()
+        if coding == "zstd":
+            c = zstandard.ZstdCompressor().compressobj()
+            return lambda p: c.compress(p) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        c = zlib.compressobj(6, zlib.DEFLATED, -15 if coding == "raw-deflate" else 15)
+        return lambda p: c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH)
+    enc = flushed()
+    header = [["Content-Encoding", "deflate" if coding == "raw-deflate" else coding]]
+    rec = recording([(k * 0.1, enc(p)) for k, p in enumerate(COUNTDOWN)], headers=header)
+    plain, notes = decoded(rec)
+    assert plain.body == b"".join(COUNTDOWN)
+    assert [p.t for p in plain.pieces] == [p.t for p in rec.pieces if p.size]
+    assert gzip_verdict(rec, target).verdict == "pass"
+    whole = flushed()(b"".join(COUNTDOWN))
+    held = recording([(0.75, whole)], headers=header)
+    f = gzip_verdict(held, target, identity=recording([(k * 0.1, p) for k, p in enumerate(COUNTDOWN)]))
+    assert f.verdict == "fail" and "held only under" in f.observed.lower()
 
 
 # --- the large-body reader -----------------------------------------------------------------------

@@ -129,6 +129,16 @@ def test_head_without_extra_bytes_waits_then_stops():
     assert 0.15 <= time.monotonic() - t0 < 5
 
 
+def test_head_listening_outlasts_the_idle_timeout():
+    """A stray last-chunk that comes long after a HEAD's head (a GET handler running on) is
+    caught across the listening window, however short the idle timeout per read."""
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    rec, _ = run([head, SYNC, Pause(0.6), b"0\r\n\r\n", SYNC, Pause(0.3), b"0\r\n\r\n", HOLD],
+                 Exchange("head", "HEAD", after_end_wait=2.0), timeout=0.2)
+    assert (rec.end, rec.error, rec.after_end_bytes) == ("complete", None, 10)
+    assert rec.reads[-1].t - rec.head_t >= 0.8
+
+
 # --- the tolerant fallback ------------------------------------------------------------------------
 
 def test_seed_doubled_transfer_encoding_recovers_body_and_timing():

@@ -40,8 +40,8 @@ def test_designs_example_loads(tmp_path):
         "prod-countdown", "https://example.org/10", "countdown", 1.0, 5, False)
     assert a.headers == [("X-Run", "1"), ("Authorization", "Bearer x")]
     assert a.large_url == "https://example.org/big.iso"
-    # the profile defaults from the URL: a /N path or a count is a countdown
-    assert (b.profile, b.interval, b.count, b.insecure) == ("countdown", 2.0, 3, True)
+    # without a profile the response decides (Target.profile_of); the interval is as given
+    assert (b.profile, b.interval, b.count, b.insecure) == (None, 2.0, 3, True)
     assert (a.concurrent_streams, b.concurrent_streams) == (5, 8)
 
 

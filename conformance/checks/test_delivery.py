@@ -1,13 +1,19 @@
 """Delivery — does the body arrive as the producer writes it?
 
-Judged against the producer's schedule (the countdown's, or ``--expect-bursts`` and
-``--interval`` for other bodies) with the margins in ``conformance.timing.Margins``. These are
+Judged against the producer's schedule (the countdown's, or ``--interval`` and
+``--expect-bursts`` for other bodies) with the margins in ``conformance.timing.Margins``; without
+an interval, by the schedule-free rule of ``conformance.inferred`` (its units: SSE events, NDJSON
+lines, countdown items, reads), which says ``warn`` where the stream alone cannot decide. These are
 the suite's own requirements; RFC 9112 §7.1 is what makes them possible: chunked framing lets a
 sender transfer content of unknown length "as a series of chunks", so nothing obliges a server
 or proxy to hold it.
 """
-from conformance.catalogue import INFO, MUST, SHOULD, check, failed, noted, passed
+from conformance import inferred
+from conformance.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
 from conformance.timing import median
+
+WRITES = {"countdown": "the countdown's {n} timed writes", "sse": "{n} events", "ndjson": "{n} lines",
+          "bytes": "{n} writes"}
 
 
 def ms(seconds) -> str:
@@ -16,6 +22,17 @@ def ms(seconds) -> str:
 
 def notes(d) -> str:
     return ("; " + "; ".join(d.notes)) if d.notes else ""
+
+
+def free_finding(d, first_only: bool, expected: str) -> Finding:
+    """The schedule-free rule's verdict as a finding (no --interval given)."""
+    j = inferred.judge(d.free, first_only=first_only)
+    observed = f"{j.why} (no --interval: judged by the schedule-free rule){notes(d)}"
+    return Finding(j.verdict, observed, expected, dict(j.metrics, first_byte_s=_r(d.first_body_t), rtt_s=_r(d.rtt)))
+
+
+def _r(x):
+    return None if x is None else round(x, 4)
 
 
 @check("delivery.first-byte", MUST, "suite rule (RFC 9112 §7.1)",
@@ -27,10 +44,14 @@ def test_first_byte(rec, target):
     d = target.delivery(rec)
     if d.first_body_t is None:
         return failed(f"no body bytes arrived ({rec.end})", "body bytes from the producer's first write")
+    if d.free is not None:
+        return free_finding(d, True, f"the first {inferred.WORDS[d.profile][0]} not in a release held back "
+                            "(a release of 4 or more after a silence of a second or more)")
     allowance = d.margins.first_byte_allowance(d.span)
     late = d.first_body_t - d.rtt
     observed = (f"first body byte {ms(d.first_body_t)} after the request (head at {ms(d.head_t)}, round trip "
-                f"{ms(d.rtt)}); the producer writes first at 0 s and last at {d.span:g} s{notes(d)}")
+                f"{ms(d.rtt)}); the producer writes first at 0 s and last at {d.span:g} s "
+                f"(interval {ms(d.interval)}){notes(d)}")
     expected = f"within {ms(allowance)} after one round trip"
     metrics = dict(first_byte_s=round(d.first_body_t, 4), rtt_s=round(d.rtt, 4), allowance_s=round(allowance, 4))
     return (passed if late <= allowance else failed)(observed, expected, **metrics)
@@ -45,15 +66,19 @@ def test_progressive(rec, target):
     d = target.delivery(rec)
     if not d.bursts:
         return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
+    if d.free is not None:
+        return free_finding(d, False, "no release held back: units arrive as they complete "
+                            "(README, \"Timing margins\", the schedule-free rule)")
     gap = d.margins.burst_gap
     if d.group_times:
         carrying = [b for b in d.bursts if b.groups]
         largest = max(carrying, key=lambda b: len(b.groups))
         allowed = d.margins.groups_per_burst()
-        observed = (f"the countdown's {d.expected_groups} timed writes arrived in {len(carrying)} bursts "
+        what = WRITES.get(d.profile, WRITES["bytes"]).format(n=d.expected_groups)
+        observed = (f"{what} arrived in {len(carrying)} bursts "
                     f"(a burst = arrivals less than {ms(gap)} apart); the largest burst, at {largest.start:.3f} s, "
                     f"carried {len(largest.groups)} of them{notes(d)}")
-        expected = f"no burst carries more than {allowed} of the {d.expected_groups} timed writes"
+        expected = f"no burst carries more than {allowed} of the {what}"
         metrics = dict(bursts=len(carrying), expected_bursts=d.expected_groups,
                        largest_burst_writes=len(largest.groups), allowed_per_burst=allowed)
         ok = len(largest.groups) <= allowed and len(carrying) >= min(2, d.expected_groups)
@@ -69,6 +94,8 @@ def test_progressive(rec, target):
 def test_cadence(rec, target):
     """Arrivals keep the producer's rhythm: median gap near the interval, no stall."""
     d = target.delivery(rec)
+    if d.free is not None:
+        return _free_cadence(d)
     gaps = d.gaps()
     if not gaps:
         return failed("fewer than two arrivals: nothing arrived in rhythm", f"gaps of about {ms(d.interval)}")
@@ -79,6 +106,23 @@ def test_cadence(rec, target):
     metrics = dict(median_gap_s=round(mid, 4), max_gap_s=round(worst, 4), stall_limit_s=round(limit, 4))
     ok = 0.5 * d.interval <= mid <= 2 * d.interval and worst <= limit
     return (passed if ok else failed)(observed, expected, **metrics)
+
+
+def _free_cadence(d) -> Finding:
+    """Without a schedule, cadence is the stream's own: no silence between releases longer than
+    four times their median gap (and at least two seconds)."""
+    f = d.free
+    gaps = f.gaps()
+    if not gaps:
+        return failed(f"fewer than two releases of {f.word}: nothing arrived in rhythm (no --interval){notes(d)}",
+                      "a steady pace")
+    mid, worst = median(gaps), max(gaps)
+    limit = max(2.0, 4 * mid)
+    observed = (f"{len(f.releases)} releases of {f.word}, median gap {ms(mid)}, longest {ms(worst)} "
+                f"(no --interval: the stream's own pace){notes(d)}")
+    metrics = dict(median_gap_s=round(mid, 4), max_gap_s=round(worst, 4), stall_limit_s=round(limit, 4))
+    return (passed if worst <= limit else failed)(observed, f"no gap over {ms(limit)} (4 × the median, at least 2 s)",
+                                                  **metrics)
 
 
 @check("delivery.chunk-per-write", INFO, "RFC 9112 §7.1",

@@ -1,0 +1,87 @@
+"""Delivery as browsers request it — compression and the response head.
+
+Both checks read the ``get-compressed`` scenario (``conformance.compressed``): the GET a browser
+sends (``Accept-Encoding: gzip, deflate, br, zstd`` and the profile's ``Accept``), compared with
+the identity GET recorded first. Compression that holds a stream is the most common real fault,
+and every browser user sees it, so a hold under compression is a MUST failure, not a note.
+"""
+from conformance.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.checks.test_delivery_conditions import as_finding, streams_on_time
+from conformance.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decoded
+from conformance.compressed import SCENARIO
+from conformance.inferred import FreeMargins
+
+
+def ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+@check("delivery.compressed", MUST, "suite rule (RFC 9110 §8.4.1)",
+       "Requested as a browser requests it (Accept-Encoding: gzip, deflate, br, zstd), the decoded "
+       "content still arrives as the producer writes it: a compressing layer flushes what it has, "
+       "it does not hold the content to compress it better.", scenario=SCENARIO)
+def test_compressed(seq, target):
+    """Under the compression a browser asks for, the decoded content still streams."""
+    rec, identity = seq.exchanges[0], getattr(seq, "identity", None)
+    codings = content_codings(rec)
+    coding = "+".join(codings)
+    asked = f"asked with Accept-Encoding: {BROWSER_ACCEPT_ENCODING}"
+    uninvited = ""
+    if identity is not None and content_codings(identity):
+        uninvited = (f"; note: the server compressed ({', '.join(content_codings(identity))}) although the "
+                     "identity GET asked for no compression (Accept-Encoding: identity)")
+    expected = "the decoded content progressively, compressed or not"
+    if not codings:
+        verdict, observed, metrics = streams_on_time(rec, target)
+        return as_finding(verdict, f"{asked}, the server did not compress (no Content-Encoding); the body: "
+                          f"{observed}{uninvited}", expected, content_encoding="identity", **metrics)
+    if any(c not in DECODERS for c in codings):
+        return skipped(f"Content-Encoding: {', '.join(codings)}: not a coding the suite can decode")
+    plain, notes = decoded(rec)
+    metrics = dict(content_encoding=coding, encoded_bytes=rec.body_bytes, decoded_bytes=plain.body_bytes)
+    if not plain.body_bytes:
+        return failed(f"{coding}: no content could be decoded from {rec.body_bytes} encoded bytes ({rec.end})"
+                      + "".join(f"; {n}" for n in notes), expected, **metrics)
+    verdict, observed, more = streams_on_time(plain, target)
+    observed = (f"{coding}: {rec.body_bytes} encoded bytes decoded read by read into {plain.body_bytes}; the "
+                f"decoded content: {observed}" + "".join(f"; {n}" for n in notes))
+    if verdict != "pass" and identity is not None:
+        plain_verdict, _, _ = streams_on_time(identity, target)
+        if plain_verdict == "pass":
+            observed += f". Held only under {coding}: the identity GET streams"
+            metrics["held_only_compressed"] = True
+        else:
+            observed += ". The identity GET is held too: the hold is not the compression's alone"
+    return Finding(verdict, observed + uninvited, expected, {**metrics, **more})
+
+
+@check("delivery.head-early", SHOULD, "suite rule (RFC 9110 §15, RFC 9112 §4)",
+       "The response head is sent when the response starts, not held until the first body byte: a "
+       "client (and a browser's EventSource) learns the status and the media type at once, and a "
+       "proxy's or compressor's buffering of the head shows where a producer's first write is late.",
+       scenario=SCENARIO)
+def test_head_early(seq, target):
+    """The head is not held until the producer's first write."""
+    held, seen = [], []
+    recs = [("identity", getattr(seq, "identity", None)), ("browser-style", seq.exchanges[0])]
+    for name, rec in recs:
+        if rec is None or rec.error or rec.head_t is None:
+            continue
+        first = rec.first_body_t()
+        codings = content_codings(rec)
+        label = (f"{name} ({'+'.join(codings)})" if codings else f"{name} (not compressed)") if name == "browser-style" else name
+        m = FreeMargins(rec.connect_s or 0.0)
+        seen.append(f"{label}: head at {ms(rec.head_t)}, first body byte at {ms(first)}")
+        if first is not None and rec.head_t - m.rtt >= m.hold_silence and first - rec.head_t < m.window:
+            held.append(label)
+    if not seen:
+        return skipped("no response head was recorded")
+    metrics = {f"{n.replace('-', '_')}_head_s": round(r.head_t, 4) for n, r in recs
+               if r is not None and not r.error and r.head_t is not None}
+    expected = (f"the head well before the first body byte when that comes late (a head {ms(1.0)} or more after "
+                "the request, in the same read as the first body bytes, was held for them)")
+    if held:
+        only = " only" if len(held) < len(seen) else ""
+        return failed("; ".join(seen) + f": the head was held until the first write{only} for the {', '.join(held)} "
+                      "request", expected, **metrics)
+    return passed("; ".join(seen), expected, **metrics)
