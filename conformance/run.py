@@ -35,6 +35,7 @@ PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on 
 MAIN = "get"            # the recording most checks read: made first, alone
 SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
 SIDE_WATCH_MIN = 4.0    # s, and at least this long
+SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TargetRun:
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._side_pool: ThreadPoolExecutor | None = None
+        self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
         self.begun = False     # launched (or tried) in this process
 
@@ -141,14 +143,61 @@ class TargetRun:
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
-            first_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in first]
-            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous) + first_futures) for n in alone]
-            before = first_futures + exclusive_futures
-            shared_futures = [shared_pool.submit(self._record_after, n, before) for n in shared]
-            for n, future in zip(first + alone + shared, before + shared_futures):
+            first_futures: list[Future] = []
+            exclusive_futures: list[Future] = []
+            shared_futures: list[Future] = []
+            for n in first + alone + shared:   # each known as soon as it is submitted (see recorded)
+                if n == MAIN:
+                    future = self._pool.submit(self._record_after, n, list(previous))
+                    first_futures.append(future)
+                elif n in alone:
+                    future = self._pool.submit(self._record_after, n, list(previous) + first_futures)
+                    exclusive_futures.append(future)
+                elif width > 1:
+                    future = shared_pool.submit(self._record_after, n, first_futures + exclusive_futures)
+                    shared_futures.append(future)
+                else:   # run by _run_shared below, one at a time or sharing an endless stream's window
+                    future = Future()
+                    self._placeholders.append(future)
+                    shared_futures.append(future)
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
-            previous = before + shared_futures
+            if width == 1 and shared:
+                self._pool.submit(self._run_shared, shared, shared_futures, first_futures + exclusive_futures)
+            previous = first_futures + exclusive_futures + shared_futures
+
+    def _run_shared(self, names: list[str], futures: list[Future], before: list[Future]) -> None:
+        """Record the shared scenarios one after another; or, when the main GET was an endless
+        stream and the concurrent streams showed that the server serves several at once, side by
+        side, so that they share one watch window (a run against an endless feed then takes
+        about two windows, not one per scenario)."""
+        futures_wait(before)
+        if self._shares_window():
+            with ThreadPoolExecutor(len(names), thread_name_prefix=f"rec-{self.id}-shared") as pool:
+                for n, f in zip(names, futures):
+                    pool.submit(self._fill, n, f)
+        else:
+            for n, f in zip(names, futures):
+                self._fill(n, f)
+
+    def _fill(self, scenario: str, future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self._record(scenario))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the recording
+            future.set_exception(e)
+
+    def _shares_window(self) -> bool:
+        main, conc = self._futures.get(MAIN), self._futures.get("concurrent")
+        if main is None or conc is None:
+            return False
+        rec, result = self.recorded(MAIN), self.recorded("concurrent")
+        if getattr(rec, "end", None) != "watched" or result is None:
+            return False
+        heads = [s for s in getattr(result, "streams", []) if s.rec is not None and s.rec.head_t is not None
+                 and s.rec.head_t < SHARED_HEAD_S]
+        return len(heads) >= 2
 
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
@@ -181,9 +230,16 @@ class TargetRun:
         return min(full, max(SIDE_WATCH_MIN, enough))
 
     def recorded(self, scenario: str):
-        """Another scenario's record of this target (waiting for it), or None if not run."""
+        """Another scenario's finished record of this target (its first round), waited for; None
+        when it is not recorded in this run or its recording failed. Scenarios run in order, so
+        a scenario only waits for one submitted before it."""
         future = self._futures.get(scenario)
-        return None if future is None else self._wait(future, scenario)
+        if future is None:
+            return None
+        futures_wait([future])
+        if future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
@@ -265,6 +321,8 @@ class TargetRun:
     def stop(self) -> None:
         # Not waiting: a recording still running ends by itself once its server is gone.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for f in self._placeholders:   # never started: nothing waits on them forever
+            f.cancel()
         if self._side_pool:
             self._side_pool.shutdown(wait=False, cancel_futures=True)
         if self.server:

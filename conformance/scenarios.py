@@ -23,11 +23,12 @@ HEAD_LISTEN_S = 0.5
 WATCH_S = 30.0
 
 
-def head_listen_s(target, get=None) -> float:
+def head_listen_s(target, get=None, watch: float | None = None) -> float:
     """How long the HEAD recording listens after the head (s), for this target: across the
     known schedule and two intervals more; without a schedule, as long as the GET's body took
     (``get``, its recording) and a second more; at least HEAD_LISTEN_S, at most the watch."""
-    watch = target.watch_s() if hasattr(target, "watch_s") else (getattr(target, "watch", None) or WATCH_S)
+    if watch is None:
+        watch = target.watch_s() if hasattr(target, "watch_s") else (getattr(target, "watch", None) or WATCH_S)
     if target.interval is not None:
         span = target.expected_span() + 2 * target.interval
     else:
@@ -95,7 +96,7 @@ register(exchange("get", "GET over HTTP/1.1"))
 register(exchange("get-http10", "GET over HTTP/1.0", http_version="1.0"))
 register(Scenario("head", "HEAD over HTTP/1.1, listening across the producer's schedule after the head",
                   lambda ctx: ctx.record(Exchange("head", "HEAD", after_end_wait=head_listen_s(
-                      ctx.target, ctx.recorded("get") if ctx.recorded else None)))))
+                      ctx.target, ctx.recorded("get") if ctx.recorded else None, ctx.watch)))))
 
 
 def order(name: str) -> int:

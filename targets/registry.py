@@ -61,7 +61,8 @@ DEFAULT_TARGETS = ("webpy-seed", "webpy")
 
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
 # the server/proxy matrix and the delivery-condition controls.
-for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams"):
+for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams",
+                "targets.client_controls"):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:
