@@ -67,6 +67,7 @@ class TargetRun:
         self._side_pool: ThreadPoolExecutor | None = None
         self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
+        self.begun = False     # launched (or tried) in this process
 
     @property
     def id(self) -> str:
@@ -91,6 +92,7 @@ class TargetRun:
 
     def launch(self) -> None:
         """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
+        self.begun = True
         if not self.target.builtin:
             if self.run.options.follow_redirects:
                 self._follow_redirects()
@@ -298,7 +300,7 @@ class TargetRun:
     def run_check(self, check: Check) -> Finding:
         """Judge one check and keep its result (the pytest test calls this). Under --repeat,
         each recording is judged and the majority verdict kept (``gate.majority``)."""
-        self.run.ensure_started()
+        self.run.ensure_started(self)
         if self.skip_reason:
             finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
             self.run.add_result(self, check, finding, None)
@@ -340,6 +342,8 @@ class Run:
         self.stopping = threading.Event()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
+        # pytest-xdist: the targets this process records (None: all); see distributed.py
+        self.owned: set[str] | None = None
         self._lock = threading.Lock()
         # --baseline: {(target, check): verdict} of a previous run (gate.BaselineError if unusable)
         self.baseline = gate.load_baseline(options.baseline) if options.baseline else None
@@ -351,8 +355,11 @@ class Run:
     def started(self) -> bool:
         return self.started_at is not None
 
-    def ensure_started(self) -> None:
+    def ensure_started(self, trun: TargetRun | None = None) -> None:
         if self.started:
+            if trun is not None and not trun.begun:   # another process's target, moved here
+                trun.launch()
+                trun.begin_recording()
             return
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
         if threading.current_thread() is threading.main_thread():
@@ -360,9 +367,10 @@ class Run:
             signal.signal(signal.SIGTERM, _raise_interrupt)
         # All servers first, then all recordings: starting a Python server costs CPU that would
         # otherwise land in the middle of other targets' timed streams.
-        for t in self.targets:
+        mine = [t for t in self.targets if self.owned is None or t.id in self.owned or t is trun]
+        for t in mine:
             t.launch()
-        for t in self.targets:
+        for t in mine:
             t.begin_recording()
 
     def stop(self) -> None:
