@@ -35,7 +35,7 @@ import httpx
 
 from conformance.codings import KNOWN as GZIP_CODINGS, content_codings, decoded
 from conformance.recording import BODY_KEEP, PIECES_KEEP, RAW_KEEP, Recording, redact
-from conformance.scenarios import Context, Scenario, register
+from conformance.scenarios import READ_BUDGET, Context, Scenario, register
 
 NODE_HINT = "apt-get install nodejs"
 # Pieces the caller got less than this apart are kept as one (requests' default iter_content()
@@ -259,6 +259,10 @@ def record_httpx(ctx: Context) -> ClientRun:
                             rec.end = wire.end = "watched"
                             rec.end_t = wire.end_t = t
                             break
+                        if max(wire.body_bytes, rec.body_bytes) >= READ_BUDGET:   # far more than a stream explains
+                            rec.end = wire.end = "budget"
+                            rec.end_t = wire.end_t = t
+                            break
                     else:
                         rec.end = wire.end = "complete"
                         rec.end_t = wire.end_t = time.monotonic() - t0
@@ -450,6 +454,9 @@ def record_requests(ctx: Context) -> ClientRun:
             if ctx.watch and t >= ctx.watch:   # --watch: an endless stream is judged on what came
                 rec.end, rec.end_t = "watched", t
                 break
+            if rec.body_bytes >= READ_BUDGET:   # far more than a stream's profile explains
+                rec.end, rec.end_t = "budget", t
+                break
         else:
             rec.end, rec.end_t = "complete", time.monotonic() - t0
         if lines and rec.framing != "chunked":
@@ -504,7 +511,7 @@ def record_node_fetch(ctx: Context) -> ClientRun:
     run.reference = _reference(ctx)
     script = resources.files("conformance").joinpath("node_fetch.js")
     opts = {"headers": [list(h) for h in ctx.target.headers], "timeout": ctx.timeout, "deadline": ctx.deadline,
-            "keep": BODY_KEEP, "watch": ctx.watch or 0}
+            "keep": BODY_KEEP, "watch": ctx.watch or 0, "budget": READ_BUDGET}
     env = dict(os.environ)
     if ctx.target.insecure:
         env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0"

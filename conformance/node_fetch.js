@@ -3,7 +3,7 @@
 //   {"kind": "node", "version": ..., "fetch": bool}
 //   {"kind": "head", "t": s, "status": ..., "reason": ..., "headers": [[k, v]...], "sent": [[k, v]...]}
 //   {"kind": "chunk", "t": s, "n": bytes, "data": latin-1 text of the first bytes kept}
-//   {"kind": "end", "t": s, "how": "complete" | "deadline" | "watched"}
+//   {"kind": "end", "t": s, "how": "complete" | "deadline" | "watched" | "budget"}
 //   {"kind": "error", "t": s, "name": ..., "message": ..., "cause": ..., "connect": bool, "timeout": bool}
 // Times are seconds after undici wrote the request head (else after the fetch() call). Usage: node node_fetch.js URL '{"headers": [[k, v]],
 // "timeout": s, "deadline": s, "keep": bytes}'. Part of the streaming conformance suite
@@ -58,6 +58,7 @@ async function main() {
     if (res.body) {
       const reader = res.body.getReader();
       let kept = 0;
+      let total = 0;
       for (;;) {
         arm();
         const { done, value } = await reader.read();
@@ -66,6 +67,12 @@ async function main() {
         const keep = value.subarray(0, Math.max(0, (opts.keep || 0) - kept));
         kept += keep.length;
         out({ kind: "chunk", t, n: value.length, data: Buffer.from(keep).toString("latin1") });
+        total += value.length;
+        if (opts.budget && total >= opts.budget) {   // far more than a stream's profile explains
+          await reader.cancel().catch(() => {});
+          out({ kind: "end", t: now(), how: "budget" });
+          return;
+        }
       }
     }
     out({ kind: "end", t: now(), how: "complete" });

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import SUITE_NAME, __version__, gate, redirects
+from conformance import SUITE_NAME, __version__, gate, redirects, settle
 from conformance.catalogue import Check, Finding
 from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
@@ -68,6 +68,11 @@ class TargetRun:
         self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
         self.begun = False     # launched (or tried) in this process
+        # What the suite's last scenarios left the server working on (conformance.settle), and
+        # how the wait for a quiet server went before each recording made after it (by id).
+        self._left: str | None = None
+        self._settles: dict[int, settle.Settle] = {}
+        self._settle_lock = threading.Lock()
 
     @property
     def id(self) -> str:
@@ -246,7 +251,17 @@ class TargetRun:
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
             return Recording(scenario, self.target.url or "", error="the run was interrupted")
+        headless = self._headless(scenario)
+        if headless is not None:
+            return headless
+        quiet = self._settle()
         rec = SCENARIOS[scenario].run(self.context())
+        left = settle.left_behind(scenario, rec)
+        with self._settle_lock:
+            if quiet is not None:
+                self._settles[id(rec)] = quiet
+            if left:
+                self._left = left
         if scenario == MAIN:
             self.target.resolve(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
@@ -254,6 +269,35 @@ class TargetRun:
                 free = self.target.delivery(rec).free
                 self.target.pace_s = pace(free) if free is not None else None
         return rec
+
+    def _headless(self, scenario: str) -> Recording | None:
+        """Fail fast: once the main GET has shown the target cannot produce a response head in
+        time (connected, but no head by its deadline or idle timeout), the other scenarios are
+        not each made to wait their full deadline: they get the GET's reason."""
+        main = self._futures.get(MAIN)
+        if scenario == MAIN or main is None or not main.done() or main.cancelled() or main.exception() is not None:
+            return None
+        get = main.result()
+        if getattr(get, "head_t", 0) is None and getattr(get, "end", None) in ("timeout", "deadline", "head-deadline"):
+            return Recording(scenario, self.target.url or "", error=get.error)
+        return None
+
+    def _settle(self) -> settle.Settle | None:
+        """Wait for a quiet server when an earlier scenario left it work (conformance.settle);
+        scenarios recorded side by side wait once, together."""
+        with self._settle_lock:
+            left, self._left = self._left, None
+            if not left:
+                return None
+            rtt = None
+            main = self._futures.get(MAIN)
+            if main is not None and main.done() and not main.cancelled() and main.exception() is None:
+                rtt = getattr(main.result(), "connect_s", None)
+            return settle.wait_for_quiet(self.context(), left, self.settle_at_most(), rtt)
+
+    def settle_at_most(self) -> float:
+        """How long the suite waits for a quiet server (s) before recording anyway."""
+        return max(30.0, 2 * self.read_timeout() + self.target.expected_span())
 
     def recording(self, scenario: str) -> Recording | None:
         if self.launch_error:
@@ -309,8 +353,9 @@ class TargetRun:
         # Another scenario's check is judged beside the GET (when recorded): only a target not
         # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
         gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
-        findings = [check.judge(rec, self.target, self.run.options.strict,
-                                get=gets[i if len(gets) == len(recs) else 0] if gets else None)
+        findings = [settle.busy_finding(check.judge(rec, self.target, self.run.options.strict,
+                                                    get=gets[i if len(gets) == len(recs) else 0] if gets else None),
+                                        check, rec, self._settles.get(id(rec)))
                     for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]

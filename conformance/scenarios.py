@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from conformance.recorder import Exchange, record
+from conformance.recording import RAW_KEEP
 from conformance.target import Target
 
 # After a HEAD response's head, keep listening for bytes that must not come. A server that runs
@@ -21,6 +22,16 @@ from conformance.target import Target
 # ends early when the server closes the connection.
 HEAD_LISTEN_S = 0.5
 WATCH_S = 30.0
+# Whole-run bounds against hostile servers. A head must be complete within its own deadline:
+# twice the idle timeout, at least HEAD_DEADLINE_MIN s (a head trickled a byte at a time never
+# trips the idle timeout). A body is read up to READ_BUDGET wire bytes: sixteen times what a
+# recording keeps of it (RAW_KEEP), far more than any stream's profile needs to be judged.
+HEAD_DEADLINE_MIN = 10.0
+READ_BUDGET = 16 * RAW_KEEP
+
+
+def head_deadline(timeout: float) -> float:
+    return max(2 * timeout, HEAD_DEADLINE_MIN)
 
 
 def head_listen_s(target, get=None, watch: float | None = None) -> float:
@@ -51,9 +62,12 @@ class Context:
     recorded: Callable[[str], Any] | None = None   # another scenario's record of this target, by name
 
     def exchange(self, exchange: Exchange) -> Exchange:
-        """The exchange as sent: the target's own headers (``--header``) first, and the watch."""
+        """The exchange as sent: the target's own headers (``--header``) first, the watch, the
+        head's deadline and the read budget."""
         return replace(exchange, headers=list(self.target.headers) + list(exchange.headers),
-                       watch=self.watch if exchange.watch is None else exchange.watch)
+                       watch=self.watch if exchange.watch is None else exchange.watch,
+                       head_deadline=exchange.head_deadline or head_deadline(self.timeout),
+                       budget=exchange.budget or READ_BUDGET)
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
         ex = self.exchange(exchange)
