@@ -750,9 +750,20 @@ async (o) => {
       rec.status = r.status;
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
       if (rec.kind === "auto" && ctype === o.sseMedia) {
+        // an event stream: its first event says which named types to listen for (the GET's body
+        // would have said), then EventSource reads it from the start
+        const rd = r.body.getReader(), dec = new TextDecoder();
+        let text = "";
+        for (;;) {
+          const {done, value} = await rd.read();
+          if (done) break;
+          text += dec.decode(value, {stream: true});
+          if (/(^|\n)data[^\n]*\r?\n\r?\n/.test(text) || text.length > 65536) break;
+        }
+        for (const m of text.matchAll(/^event: ?([^\r\n]*)\r?$/gm)) if (m[1] && !o.types.includes(m[1])) o.types.push(m[1]);
         rec.reopened = true;
         ctl.abort();
-        eventSource();
+        if (!rec.end) eventSource();
         return;
       }
       rec.kind = "fetch";
@@ -1258,4 +1269,37 @@ def report_view(d: dict) -> dict:
 
     return {"browser": rec.browser, "error": rec.error, "skip_reason": rec.skip_reason,
             "countdown": page_view(rec.countdown, "countdown"), "holder": page_view(rec.holder, "holder"),
-            "holder_note": rec.holder_note}
+            "holder_note": rec.holder_note, "stream": stream_view(rec.stream, (d.get("client") or {}).get("event_times"))}
+
+
+STREAM_ROWS = 200   # events a report lists per stream
+
+
+def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict | None:
+    """A stream read by a page's script, in the shape of a page view: a row per event (SSE) or
+    line (NDJSON), or per chunk (bytes), with when Chromium's network service had it, when the
+    page's script got it and when the raw recorder's GET had it (seconds after each request)."""
+    if s is None:
+        return None
+    from conformance.inferred import units_of
+    unit = {"sse": "event", "ndjson": "line"}.get(s.profile)
+    raw = [t if isinstance(t, (int, float)) else None for t in ((event_times or {}).get("raw") or [])]
+    if unit:
+        script = [u.end for u in units_of(s.timeline(), s.profile)]
+        wire = s.network_timeline()
+        network = [u.end for u in units_of(wire, s.profile)] if wire is not None else []
+        kinds = [e[1] for e in s.events] if s.profile == "sse" else []
+        rows = [{"group": f"{unit} {k + 1}" + (f" ({kinds[k]})" if k < len(kinds) and kinds[k] != "message" else ""),
+                 "times": [network[k] if k < len(network) else None, t, raw[k] if k < len(raw) else None]}
+                for k, t in enumerate(script[:STREAM_ROWS])]
+    else:
+        rows = [{"group": f"chunk {k + 1} ({e[1]} bytes)", "times": [None, e[0], None]}
+                for k, e in enumerate(s.events[:STREAM_ROWS])]
+    ctype = s.header(s.response_headers, "content-type")
+    coding = s.header(s.response_headers, "content-encoding") or "none"
+    return {"name": "stream", "url": s.url, "status": s.status, "content_type": ctype,
+            "load_error": s.error, "navigation": {}, "first_paint_s": None, "rows": rows,
+            "columns": [unit or "chunk", "Chromium's network (s)", "the page's script (s)", "raw recorder (s)"],
+            "note": (f"{s.api}; Accept-Encoding sent: {s.header(s.request_headers, 'accept-encoding') or '(none)'}; "
+                     f"Content-Encoding got: {coding}; ended: {s.end}; {s.clock}"),
+            "screenshot": {"at_s": None, "note": "", "data_uri": None}, "iframes": []}

@@ -21,6 +21,8 @@ and ``delivery.progressive`` on what the script got, no margins of its own), bes
 network service (DevTools) and the raw recorder's GET; the finding names the Accept-Encoding
 Chromium sent and the Content-Encoding it got.
 """
+from dataclasses import replace
+
 from conformance.browser import page_record, progress
 from conformance.catalogue import SHOULD, Finding, check, failed, passed
 from conformance.checks.test_clients import judge_client
@@ -152,6 +154,8 @@ def judge_stream(rec, target):
     s = rec.stream
     if s.status is not None and not 200 <= s.status < 300:
         return Finding("error", f"HTTP {s.status} {s.reason} in Chromium", "a 2xx response")
+    if target.profile is None:   # no profile given, none read from a GET: as the page read it
+        target = replace(target, profile=s.profile)
     finding = judge_client(rec.client_run(target), target, "Chromium")
     observed = finding.observed
     for old, new in REWORDS:
