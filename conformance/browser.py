@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from conformance.inferred import units_of
 from conformance.recording import BODY_KEEP, PIECES_KEEP, Recording, redact
 from conformance.scenarios import Context, Scenario, register
 from conformance.target import MEDIA_PROFILES
@@ -1281,7 +1282,6 @@ def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict
     page's script got it and when the raw recorder's GET had it (seconds after each request)."""
     if s is None:
         return None
-    from conformance.inferred import units_of
     unit = {"sse": "event", "ndjson": "line"}.get(s.profile)
     raw = [t if isinstance(t, (int, float)) else None for t in ((event_times or {}).get("raw") or [])]
     if unit:
