@@ -53,7 +53,7 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -232,7 +232,8 @@ class BrowserRecording:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BrowserRecording":
-        d = {k: v for k, v in d.items() if k in BROWSER_FIELDS}
+        d = dict(d)
+        d.pop("client", None)   # derived (to_dict): the report's client matrix reads it
         for k in ("countdown", "holder"):
             if d.get(k) is not None:
                 d[k] = PageRecord(**d[k])
@@ -264,9 +265,6 @@ class BrowserRecording:
             if page and page.screenshot and page.screenshot.get("png_base64"):
                 out[name] = base64.b64decode(page.screenshot["png_base64"])
         return out
-
-
-BROWSER_FIELDS = {f.name for f in fields(BrowserRecording)} - {"reference", "target"}
 
 
 @dataclass
@@ -343,7 +341,7 @@ class StreamRecord:
         body = bytearray()
         if self.profile == "sse":
             size = 0
-            for t, kind, data in self.network:
+            for t, kind, data in self._heard_network():
                 block = _sse_block(kind, data)
                 rec.pieces.add(t, size, len(block))
                 size += len(block)
@@ -360,6 +358,18 @@ class StreamRecord:
             body = bytearray(script[:size])
         rec.body_kept = bytes(body[:BODY_KEEP]).decode("latin-1")
         return rec
+
+    def _heard_network(self) -> list:
+        """DevTools' messages that reached the page's script, in order (matched by type and data):
+        a message of a type the page did not listen for yet has no script time to compare with."""
+        if not self.unheard:
+            return self.network
+        out, k = [], 0
+        for row in self.network:
+            if k < len(self.events) and (row[1], row[2]) == (self.events[k][1], self.events[k][2]):
+                out.append(row)
+                k += 1
+        return out
 
     def header(self, headers: list, name: str) -> str | None:
         vals = [v for k, v in headers if k.lower() == name]
@@ -750,7 +760,7 @@ async (o) => {
       rec.head = performance.now();
       rec.status = r.status;
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
-      if (rec.kind === "auto" && ctype === o.sseMedia) {
+      if (o.preview || (rec.kind === "auto" && ctype === o.sseMedia)) {
         // an event stream: its first event says which named types to listen for (the GET's body
         // would have said), then EventSource reads it from the start
         const rd = r.body.getReader(), dec = new TextDecoder();
@@ -788,7 +798,7 @@ async (o) => {
   setTimeout(() => stop("watched"), o.watchMs);
   rec.called = performance.now();
   touch();
-  if (o.kind === "sse") eventSource(); else reader();
+  if (o.kind === "sse" && !o.preview) eventSource(); else reader();
   return await done;
 }
 """
@@ -930,7 +940,8 @@ async def _stream_session(browser, ctx: Context, rec: BrowserRecording) -> None:
         types = sse_types(rec.reference.body) if rec.reference is not None else []
         net.types.update(types + ["message"])
         watch = _stream_watch(ctx)
-        opts = {"url": url, "kind": kind, "types": types, "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000,
+        # SSE without the GET's body to say its event types: a first fetch() reads the first event
+        opts = {"url": url, "kind": kind, "types": types, "preview": kind == "sse" and rec.reference is None, "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000,
                 "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA}
         started = time.monotonic()
         rec.started_at = time.time()
@@ -941,7 +952,7 @@ async def _stream_session(browser, ctx: Context, rec: BrowserRecording) -> None:
         else:   # the page did not stop by itself: stop it and take what it has
             data = await asyncio.wait_for(page.evaluate("() => window.__cf_stop('deadline')"), 10)
             task.cancel()
-        await net.settled("EventSource" if data.get("kind") == "sse" else "Fetch")
+        await net.settled("EventSource" if data.get("kind") == "sse" and net.last("EventSource") else "Fetch")
         rec.stream = _stream_record(data, net, url, profile, ctx.secret_headers)
         rec.duration_s = round(time.monotonic() - started, 3)
         s = rec.stream
@@ -957,7 +968,8 @@ def _stream_record(data: dict, net: _StreamNetwork, url: str, profile: str | Non
     api = "new EventSource(url): message and named events" if sse else "fetch(url).body.getReader().read()"
     if profile is None:
         profile = "sse" if sse else None
-    found = net.last("EventSource" if sse else "Fetch")
+    # the request the script read (a failed preview fetch() is the only one when EventSource never started)
+    found = net.last("EventSource" if sse else "Fetch") or net.last("Fetch")
     rid, req = found if found else (None, None)
     resp = (req or {}).get("response") or {}
     timing = resp.get("timing") or {}

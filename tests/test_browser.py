@@ -333,6 +333,8 @@ def test_the_stream_record_is_plain_data_and_reported(streamed, tmp_path):
     from conformance.report.html import render
     rec, trun = streamed["control-sse-tokens"]
     d = json.loads(json.dumps(rec.to_dict()))
+    from conformance import schema
+    schema.validate(d, "recording")
     back = BrowserRecording.from_dict(d)
     assert back.stream == rec.stream and back.reference is None
     assert len(d["client"]["event_times"]["caller"]) == 40 and len(d["client"]["event_times"]["raw"]) == 40
