@@ -1,6 +1,24 @@
-"""A real browser: Debian's Chromium, driven with Playwright, loads the countdown page.
+"""A real browser: Debian's Chromium, driven with Playwright, loads the countdown page, and reads
+SSE, NDJSON and bytes streams as a page's script does.
 
-What the browser scenario records (``BrowserRecording``, plain data like a ``Recording``):
+For an SSE, NDJSON or bytes target (``StreamRecord``): Playwright fulfils a blank page at the
+target's own origin (``BLANK_PATH``, never asked of the target), and its script reads the
+target's URL same-origin: SSE with ``EventSource``, listening for ``message`` and for every named
+type the raw recorder's GET carried (without that GET, a first ``fetch()`` reads the first event
+to learn them; a type DevTools sees first mid-stream is listened for from then on), NDJSON and
+bytes with a ``fetch()`` body reader. The script takes ``performance.now()`` as it gets each
+event or chunk (an NDJSON line completes with the chunk that holds its newline), and stops at the
+target's watch window (``Context.watch``), after an idle timeout, or when the stream ends (an
+``EventSource`` is closed at its first error, so it never reconnects). DevTools gives the same
+request's headers as sent and received (the Accept-Encoding Chromium sent, the Content-Encoding it
+got), its timing, and when the network service handed on each piece or parsed each SSE message.
+Chromium's wall-to-monotonic mapping (``wallTime`` and ``timestamp`` of one DevTools event) puts
+the script's times on DevTools' clock, so every time is seconds after the request was sent
+(``sendEnd``), as the raw recorder counts from its request's last byte. The check judges what the
+script got with the client checks' judge (``judge_client``: ``delivery.first-byte`` and
+``delivery.progressive``), beside the network service's view and the raw recorder's GET.
+
+What the countdown scenario records (the countdown page):
 
 - the countdown page (the target's URL): when each of the countdown's groups (the opening
   ``<h2>``/``<ul>``, each ``Liftoff in N`` item, the closing ``Lift off``) *enters the DOM*,
