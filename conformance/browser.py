@@ -1051,6 +1051,10 @@ def _stream_record(data: dict, net: _StreamNetwork, url: str, profile: str | Non
         out.error += f" ({out.net_error})"
     elif out.end == "error" and out.net_error and not out.error:
         out.error = out.net_error
+    ctype = (out.header(out.response_headers, "content-type") or "").split(";")[0].strip().lower()
+    if sse and out.error and out.status is not None and 200 <= out.status < 300 and ctype != SSE_MEDIA:
+        out.error = (f"EventSource refuses a response whose Content-Type is not {SSE_MEDIA} "
+                     f"(got {ctype or 'none'}): {out.error}")
     out.listened = list(data.get("listened") or [])
     if sse and req is not None:
         out.unheard = max(0, len(req["messages"]) - len(out.events))
