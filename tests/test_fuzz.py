@@ -120,8 +120,11 @@ class FakeSocket:
         self.sent += data
 
     def recv_into(self, buf):
-        if self.pieces:
+        if self.pieces:   # as a real recv_into, never more than the buffer holds: the rest comes next
             piece = self.pieces.pop(0)
+            if len(piece) > len(buf):
+                piece, rest = piece[:len(buf)], piece[len(buf):]
+                self.pieces.insert(0, rest)
             buf[:len(piece)] = piece
             return len(piece)
         if self.ending == "timeout":
