@@ -438,6 +438,7 @@ class Run:
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
+        self._handlers: dict = {}                # signal handlers before ensure_started()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
         # pytest-xdist: the targets this process records (None: all); see distributed.py
@@ -462,7 +463,9 @@ class Run:
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
         if threading.current_thread() is threading.main_thread():
             # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down; a
-            # second SIGINT or SIGTERM ends the process at once (see _first_signal).
+            # second SIGINT or SIGTERM ends the process at once (see _first_signal). Put back
+            # by stop() unless the run was interrupted.
+            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             signal.signal(signal.SIGTERM, _first_signal)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when ignored
                 signal.signal(signal.SIGINT, _first_signal)
@@ -481,6 +484,12 @@ class Run:
                 t.server.terminate()
         for t in self.targets:
             t.stop(INTERRUPT_GRACE if self.interrupted else 3.0)
+        handlers, self._handlers = self._handlers, {}
+        if handlers and not self.interrupted and not _signals_seen \
+                and threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():   # a process that goes on (the suite's own tests)
+                if handler is not None:
+                    signal.signal(sig, handler)
 
     def interrupt(self, checks: list[tuple[TargetRun, Check]], why: str = "") -> None:
         """The run was interrupted (Ctrl-C, SIGTERM): stop every recording in progress at once,

@@ -313,3 +313,42 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_run_interrupt_keeps_the_stream_so_far_in_process(tmp_path):
+    """``Run.interrupt`` itself: the GET in progress ends at once as ``interrupted``, is judged on
+    what arrived, and the HEAD queued behind it is listed as never started."""
+    from conformance import recorder
+    from conformance.catalogue import CHECKS, load_all
+    from conformance.run import Options, Run
+    from conformance.target import Target
+
+    load_all()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    run = Run([Target("sse", None, "sse", 0.1, builtin="control-endless-sse")],
+              Options(time_scale=0.2, report_dir=tmp_path))
+    trun = run.targets[0]
+    trun.scenarios = ["get", "head"]
+    checks = [(trun, CHECKS[c]) for c in ("delivery.progressive", "framing.complete", "framing.head-no-body")]
+    try:
+        run.ensure_started()
+        deadline = time.monotonic() + 30
+        while not any(reads >= 5 for _, reads in list(trun.live.values())) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the recording's progress: there is no event to wait on
+        started = time.monotonic()
+        run.interrupt(checks, "test")
+        took = time.monotonic() - started
+        assert took < 1.0, f"Run.interrupt took {took:.2f} s"
+        by_check = {r["check"]: r for r in run.results}
+        assert by_check["delivery.progressive"]["verdict"] == "pass"
+        assert by_check["framing.complete"]["verdict"] == "skip"
+        assert by_check["framing.head-no-body"]["observed"] == "interrupted: its 'head' recording was never started"
+        get = trun.recording("get")
+        assert get.end == INTERRUPTED and get.interrupted and len(get.reads) >= 5
+        assert run.exit_code() == 2 and run.results_document()["interrupted"] == "test"
+        assert run.left_running() == []
+    finally:
+        run.stop()
+        recorder.reset_abort()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
