@@ -513,6 +513,10 @@ class Browser:
         """Close Chromium and Playwright's driver (waits up to ``wait`` seconds)."""
         self._close_soon(min(wait, ABORT_CLOSE_WAIT) if self._aborted else wait)
 
+    def reset_abort(self) -> None:
+        """Sessions may start again (the suite's own tests, after one that interrupted a run)."""
+        self._aborted = False
+
     def abort(self) -> None:
         """The run was interrupted: close Chromium now, without waiting (a session in progress
         then ends with an error; the run keeps what it has). Closing at exit waits briefly."""

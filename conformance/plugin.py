@@ -226,7 +226,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if run is None or not run.started:
         return
     if exitstatus == EXIT_INTERRUPTED:   # Ctrl-C, SIGTERM (or -x): keep what was recorded
-        run.interrupt(_selected_checks(session))
+        stop = session.shouldstop   # pytest's own stop (-x, --maxfail) says why; a signal is named
+        run.interrupt(_selected_checks(session), stop if isinstance(stop, str) else "")
     run.stop()
     path = run.write_results()
     session.config._conformance_results = path

@@ -47,7 +47,7 @@ except ImportError:   # another h11: next_event() only
 # ``interrupted`` with what it has. Nothing is checked per read: the hot loop is unchanged.
 ABORTED = threading.Event()
 _open_sockets: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
-_open_lock = threading.Lock()
+_open_lock = threading.RLock()   # abort_all() may run in a signal handler on a thread holding it
 INTERRUPTED = "interrupted"   # Recording.end of a recording stopped by abort_all()
 
 

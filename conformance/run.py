@@ -496,7 +496,7 @@ class Run:
         keep each as it stands (``end`` "interrupted"), and give every selected check without a
         result one: judged on what was recorded where that can be trusted, else ``skip`` with
         the reason "interrupted". ``checks``: the (target, check) pairs the run selected."""
-        self.interrupted = why or _signal_seen() or "interrupted"
+        self.interrupted = _signal_seen() or why or "interrupted"
         _arm_second_signal()
         self.stopping.set()
         for t in self.targets:
@@ -662,6 +662,16 @@ def _first_signal(signum, frame):
     _abort_recordings()   # now, while pytest unwinds: Run.interrupt then collects what they kept
     launcher.terminate_all()   # the servers shut down meanwhile too; Run.stop reaps them
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def reset_after_interrupt() -> None:
+    """Recordings (and Chromium sessions) may start again in this process: for the suite's own
+    tests, which interrupt a run in process and go on."""
+    recorder.reset_abort()
+    _signals_seen.clear()
+    browser = sys.modules.get("conformance.browser")
+    if browser is not None and hasattr(browser, "BROWSER"):
+        browser.BROWSER.reset_abort()
 
 
 def _abort_recordings() -> None:

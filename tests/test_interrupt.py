@@ -318,9 +318,8 @@ def cmdline(pid: int) -> str:
 def test_run_interrupt_keeps_the_stream_so_far_in_process(tmp_path):
     """``Run.interrupt`` itself: the GET in progress ends at once as ``interrupted``, is judged on
     what arrived, and the HEAD queued behind it is listed as never started."""
-    from conformance import recorder
     from conformance.catalogue import CHECKS, load_all
-    from conformance.run import Options, Run
+    from conformance.run import Options, Run, reset_after_interrupt
     from conformance.target import Target
 
     load_all()
@@ -349,6 +348,6 @@ def test_run_interrupt_keeps_the_stream_so_far_in_process(tmp_path):
         assert run.left_running() == []
     finally:
         run.stop()
-        recorder.reset_abort()
+        reset_after_interrupt()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
