@@ -67,11 +67,14 @@ def abort_all() -> int:
         socks = list(_open_sockets)
         _open_sockets.clear()
     for s in socks:
+        # socket.socket's own shutdown, also for an SSLSocket: its TLS state is left to the
+        # thread reading it, which then gets EOF or an error
         try:
-            # socket.socket's own shutdown, also for an SSLSocket: its TLS state is left to the
-            # thread reading it, which then gets EOF or an error
-            socket.socket.shutdown(s, socket.SHUT_RDWR)
-        except (OSError, ValueError):
+            if isinstance(s, socket.socket):
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
+            else:
+                s.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError, AttributeError):   # closed already (or a stand-in without it)
             pass
     return len(socks)
 
