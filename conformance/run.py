@@ -635,8 +635,10 @@ def interrupted_finding(check: Check, rec, target: Target, strict: bool = False,
     what = (f"the {check.scenario!r} recording was cut short by the interrupt"
             + (f" after {when:.2f} s" if isinstance(when, (int, float)) else "")
             + (f" ({rec.body_bytes:,} body bytes)" if isinstance(getattr(rec, "body_bytes", None), int) else ""))
-    keep = ((finding.verdict in ("pass", "info", "skip") and check.id not in WATCH_CHECKS)
-            or (finding.verdict in ("fail", "warn") and check.id in HEAD_ONLY_CHECKS))
+    # a recording that failed (Chromium closed under its session, say) failed by the interrupt
+    keep = not (getattr(rec, "error", None) or getattr(rec, "skip_reason", None)) and (
+        (finding.verdict in ("pass", "info", "skip") and check.id not in WATCH_CHECKS)
+        or (finding.verdict in ("fail", "warn") and check.id in HEAD_ONLY_CHECKS))
     if keep:
         finding.observed = f"{finding.observed} (judged on what arrived: {what})"
         finding.metrics = dict(finding.metrics, interrupted=True)
