@@ -265,8 +265,8 @@ def record_httpx(ctx: Context) -> ClientRun:
                             rec.end = wire.end = "budget"
                             rec.end_t = wire.end_t = t
                             break
-                    else:
-                        rec.end = wire.end = "complete"
+                    else:   # a body ended by a close: the interrupt's shutdown looks like one
+                        rec.end = wire.end = INTERRUPTED if ABORTED.is_set() else "complete"
                         rec.end_t = wire.end_t = time.monotonic() - t0
                 finally:
                     body.finish()
@@ -482,8 +482,8 @@ def record_requests(ctx: Context) -> ClientRun:
             if rec.body_bytes >= READ_BUDGET:   # far more than a stream's profile explains
                 rec.end, rec.end_t = "budget", t
                 break
-        else:
-            rec.end, rec.end_t = "complete", time.monotonic() - t0
+        else:   # a body ended by a close: the interrupt's shutdown looks like one
+            rec.end, rec.end_t = INTERRUPTED if ABORTED.is_set() else "complete", time.monotonic() - t0
         if lines and rec.framing != "chunked":
             run.hint = (f"requests' iter_lines() reads chunk_size=512 bytes at a time, and this body is not chunked "
                         f"({rec.framing}-delimited), so each read waits until 512 bytes (or the end) have arrived: "

@@ -244,6 +244,20 @@ def test_sigint_during_the_browser_check(suite):
     assert r["verdict"] == "skip" and r["observed"].startswith("interrupted:"), r
 
 
+def test_sigterm_while_the_clients_read_an_endless_stream(suite):
+    """httpx, requests and Node's fetch read with their own sockets (node in its own process):
+    the interrupt reaches them too."""
+    s = suite("--target", "control-endless-sse", "--check", "client.")
+    (server,) = s.wait_for("the server started", s.processes)
+    s.wait_for("a client is streaming", lambda: server_connections(server) >= 2)
+    s.still_running_after(2.0)
+    doc = assert_interrupted_run(s, s.interrupt(signal.SIGTERM))
+    from conformance.catalogue import load_all, select
+    load_all()
+    assert {r["check"] for r in doc["results"]} == set(select(["client."], []))
+    assert interrupted_recordings(s, doc), "the client streaming when the signal came is kept"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_the_main_job_interrupted_halfway(suite, sig):
     s = suite("--target", "webpy", "--target", "webpy-seed")
