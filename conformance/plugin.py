@@ -220,14 +220,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from conformance import distributed
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and exitstatus == EXIT_INTERRUPTED:   # Ctrl-C, SIGTERM: keep what was recorded
+        stop = session.shouldstop   # pytest's own stop says why; a signal is named
+        why = stop if isinstance(stop, str) else ""
+        if run.started:
+            run.interrupt(_selected_checks(session), why)
+        else:   # pytest-xdist's controller records nothing; its results say interrupted all the same
+            run.mark_interrupted(why)
     if distributed.finish_session(session, exitstatus):   # pytest-xdist worker or controller
         return
-    run = session.config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
         return
-    if exitstatus == EXIT_INTERRUPTED:   # Ctrl-C, SIGTERM (or -x): keep what was recorded
-        stop = session.shouldstop   # pytest's own stop (-x, --maxfail) says why; a signal is named
-        run.interrupt(_selected_checks(session), stop if isinstance(stop, str) else "")
     run.stop()
     path = run.write_results()
     session.config._conformance_results = path

@@ -391,6 +391,8 @@ class TargetRun:
 
     def cancel_pending(self) -> None:
         """Recordings not started yet never will be."""
+        for f in self._placeholders:   # shared scenarios _run_shared has not begun
+            f.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._side_pool:
             self._side_pool.shutdown(wait=False, cancel_futures=True)
@@ -405,8 +407,8 @@ class TargetRun:
         unfinished = [f for f in futures if not f.done() or f.cancelled() or f.exception() is not None]
         if unfinished:
             f = unfinished[0]
-            why = ("was still running and did not stop in time" if not f.done() else
-                   "was never started" if f.cancelled() else f"failed: {f.exception()!r}")
+            why = ("was still running and did not stop in time" if f.running() else
+                   "was never started" if f.cancelled() or not f.done() else f"failed: {f.exception()!r}")
             self.run.add_result(self, check, Finding("skip", f"interrupted: its {check.scenario!r} recording {why}"), None)
             return
         recs = [f.result() for f in futures]
@@ -491,12 +493,16 @@ class Run:
                 if handler is not None:
                     signal.signal(sig, handler)
 
+    def mark_interrupted(self, why: str = "") -> None:
+        """Say the run was interrupted (by the signal seen, else ``why``): exit code 2."""
+        self.interrupted = self.interrupted or _signal_seen() or why or "interrupted"
+
     def interrupt(self, checks: list[tuple[TargetRun, Check]], why: str = "") -> None:
         """The run was interrupted (Ctrl-C, SIGTERM): stop every recording in progress at once,
         keep each as it stands (``end`` "interrupted"), and give every selected check without a
         result one: judged on what was recorded where that can be trusted, else ``skip`` with
         the reason "interrupted". ``checks``: the (target, check) pairs the run selected."""
-        self.interrupted = _signal_seen() or why or "interrupted"
+        self.mark_interrupted(why)
         _arm_second_signal()
         self.stopping.set()
         for t in self.targets:
@@ -504,8 +510,8 @@ class Run:
         _abort_recordings()
         futures_wait([f for t in self.targets for f in t.in_flight()], timeout=INTERRUPT_WAIT)
         judged = {(r["target"], r["check"]) for r in self.results}
-        for trun, check in checks:
-            if (trun.id, check.id) not in judged:
+        for trun, check in checks:   # (under pytest-xdist, only this worker's targets)
+            if (trun.id, check.id) not in judged and trun.begun:
                 trun.judge_interrupted(check)
 
     def left_running(self) -> list[str]:
@@ -681,6 +687,9 @@ def _abort_recordings() -> None:
     browser = sys.modules.get("conformance.browser")   # only if a browser may be running
     if browser is not None and hasattr(browser, "BROWSER"):
         browser.BROWSER.abort()
+
+
+_raise_interrupt = _first_signal   # its former name (conformance.distributed installs it)
 
 
 def _arm_second_signal() -> None:
