@@ -43,7 +43,9 @@ SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server
 # are shut down, to hand back what they have (they take milliseconds; a client whose socket the
 # suite cannot reach is left behind, and its checks are listed as not run).
 INTERRUPT_WAIT = 1.0
-INTERRUPT_GRACE = 0.5   # an interrupted run's servers get this long after SIGTERM, then SIGKILL
+# An interrupted run's servers get SIGTERM with the first signal and this long more once the
+# results are kept, then SIGKILL (webpy_app needs up to ~1.7 s to remove its large files).
+INTERRUPT_GRACE = 1.0
 # Checks that read the response head alone: a failure they find in an interrupted recording is
 # as certain as in a complete one. Any other check's fail, warn or error on an interrupted
 # recording may be the interrupt's doing, so it becomes skip ("interrupted: …").

@@ -171,9 +171,6 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
         env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"})
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        # the server's temporary files (webpy_app's large bodies) go with its directory, even
-        # when it is killed before its own cleanup runs
-        env["TMPDIR"] = tmp.name
         cmd = [a.replace("{address}", f"{host}:{port}").replace("{host}", host).replace("{port}", str(port))
                .replace("{origin_port}", str(origin_port))
                .replace("{python}", sys.executable).replace("{targets}", str(Path(__file__).resolve().parent))
