@@ -276,7 +276,7 @@ class TargetRun:
         quiet = self._settle()
         rec = SCENARIOS[scenario].run(self.context())
         if (self.run.stopping.is_set() or recorder.ABORTED.is_set()) and not (
-                isinstance(rec, Recording) and rec.end in ("complete", "closed", "watched")):
+                isinstance(rec, Recording) and rec.end in ("complete", "closed", "watched", "budget")):
             rec.interrupted = True   # ended by the interrupt: kept as it stands (Run.interrupt)
         left = settle.left_behind(scenario, rec)
         with self._settle_lock:
