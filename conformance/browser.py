@@ -101,6 +101,7 @@ SETTLE_S = 1.0
 CHUNKS_KEEP = 5000   # network pieces kept per document
 # The shared browser closes after this long without a session (and always at exit).
 IDLE_CLOSE_S = 30.0
+ABORT_CLOSE_WAIT = 2.0   # after an interrupt, closing Chromium at exit waits at most this long
 
 # Runs in every frame before the page's own bytes are parsed. It keeps its findings in a
 # non-enumerable window property that the page cannot see by accident. Group keys: "open" (the
@@ -495,6 +496,7 @@ class Browser:
         self._idle: asyncio.TimerHandle | None = None
         self._lock: asyncio.Lock | None = None  # created on the browser's loop
         self._generation = 0                    # sessions run so far
+        self._aborted = False                   # abort() ran: the run was interrupted
 
     def run(self, session, timeout: float):
         """Run ``await session(browser)`` on the browser's loop; at most ``timeout`` seconds."""
@@ -509,7 +511,20 @@ class Browser:
 
     def close(self, wait: float = 15) -> None:
         """Close Chromium and Playwright's driver (waits up to ``wait`` seconds)."""
-        self._close_soon(wait)
+        self._close_soon(min(wait, ABORT_CLOSE_WAIT) if self._aborted else wait)
+
+    def reset_abort(self) -> None:
+        """Sessions may start again (the suite's own tests, after one that interrupted a run)."""
+        self._aborted = False
+
+    def abort(self) -> None:
+        """The run was interrupted: close Chromium now, without waiting (a session in progress
+        then ends with an error; the run keeps what it has). Closing at exit waits briefly."""
+        self._aborted = True
+        with self._state:
+            loop = self._loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._close_now(), loop)
 
     # -- on the browser's own thread -----------------------------------------------------------
     async def _run(self, session):
@@ -520,6 +535,8 @@ class Browser:
                 self._idle.cancel()
                 self._idle = None
             try:
+                if self._aborted:   # no Chromium is started after an interrupt
+                    raise BrowserStartError("the run was interrupted")
                 browser = await self._ensure_browser()
             except BaseException:
                 self._session_done()

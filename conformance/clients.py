@@ -34,6 +34,7 @@ import h11
 import httpx
 
 from conformance.codings import KNOWN as GZIP_CODINGS, content_codings, decoded
+from conformance.recorder import ABORTED, INTERRUPTED, register_socket
 from conformance.recording import BODY_KEEP, PIECES_KEEP, RAW_KEEP, Recording, redact
 from conformance.scenarios import READ_BUDGET, Context, Scenario, register
 
@@ -236,6 +237,7 @@ def record_httpx(ctx: Context) -> ClientRun:
                 rec.http_version = response.http_version.removeprefix("HTTP/")
                 rec.headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in response.headers.raw]
                 rec.framing = _framing(rec.headers)
+                _register_stream(response)   # an interrupt shuts its socket down (recorder.abort_all)
                 wire = run.wire = Recording("httpx-wire", ctx.url, request_headers=rec.request_headers,
                                             connect_s=rec.connect_s, head_t=rec.head_t, status=rec.status,
                                             reason=rec.reason, http_version=rec.http_version,
@@ -263,8 +265,8 @@ def record_httpx(ctx: Context) -> ClientRun:
                             rec.end = wire.end = "budget"
                             rec.end_t = wire.end_t = t
                             break
-                    else:
-                        rec.end = wire.end = "complete"
+                    else:   # a body ended by a close: the interrupt's shutdown looks like one
+                        rec.end = wire.end = INTERRUPTED if ABORTED.is_set() else "complete"
                         rec.end_t = wire.end_t = time.monotonic() - t0
                 finally:
                     body.finish()
@@ -275,13 +277,34 @@ def record_httpx(ctx: Context) -> ClientRun:
         else:
             rec.strict_error, rec.end = f"{type(e).__name__}: {e}", "error"
     except httpx.HTTPError as e:
-        rec.strict_error = f"{type(e).__name__}: {e}"
-        rec.end = rec.end or ("timeout" if isinstance(e, httpx.TimeoutException) else "error")
+        if not _interrupted(run, start):
+            rec.strict_error = f"{type(e).__name__}: {e}"
+            rec.end = rec.end or ("timeout" if isinstance(e, httpx.TimeoutException) else "error")
     except Exception as e:  # noqa: BLE001 - httpx-sse's SSEError, a decoder's own error: the finding
         if type(e).__name__ != "SSEError" and not isinstance(e, (UnicodeError, ValueError)):
             raise
-        rec.strict_error, rec.end = f"{type(e).__name__}: {e}", rec.end or "error"
+        if not _interrupted(run, start):
+            rec.strict_error, rec.end = f"{type(e).__name__}: {e}", rec.end or "error"
     return run
+
+
+def _register_stream(response) -> None:
+    """Let an interrupt shut the response's socket down (httpcore names it, when it can)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None and not register_socket(sock):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _interrupted(run, start: float) -> bool:
+    """Whether a client's error came from the run's interrupt (its socket shut down): the
+    recording then ends ``interrupted`` with what it had, and the error is not a finding."""
+    if not ABORTED.is_set():
+        return False
+    for rec in (run.primary, getattr(run, "wire", None)):
+        if rec is not None and rec.end is None:
+            rec.end, rec.end_t = INTERRUPTED, time.monotonic() - start
+    return True
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -354,6 +377,8 @@ def _timed_adapter(log: _WireLog):
 
             def connect(self):
                 super().connect()
+                if not register_socket(self.sock):   # an interrupt shuts it down
+                    self.sock.shutdown(socket.SHUT_RDWR)
                 self.sock = _TimedSocket(self.sock, log)
         return Timed
 
@@ -457,20 +482,23 @@ def record_requests(ctx: Context) -> ClientRun:
             if rec.body_bytes >= READ_BUDGET:   # far more than a stream's profile explains
                 rec.end, rec.end_t = "budget", t
                 break
-        else:
-            rec.end, rec.end_t = "complete", time.monotonic() - t0
+        else:   # a body ended by a close: the interrupt's shutdown looks like one
+            rec.end, rec.end_t = INTERRUPTED if ABORTED.is_set() else "complete", time.monotonic() - t0
         if lines and rec.framing != "chunked":
             run.hint = (f"requests' iter_lines() reads chunk_size=512 bytes at a time, and this body is not chunked "
                         f"({rec.framing}-delimited), so each read waits until 512 bytes (or the end) have arrived: "
                         "iter_lines(chunk_size=1), or reading response.raw.read1(), hands each line over as it "
                         "arrives (chunk_size=None reads a body that is not chunked to its end)")
     except requests.exceptions.ConnectionError as e:
-        if response is None and not log.reads:
+        if _interrupted(run, start):
+            pass
+        elif response is None and not log.reads:
             rec.error = f"requests could not connect: {e}"
         else:
             rec.strict_error, rec.end = f"{type(e).__name__}: {e}", "error"
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
-        rec.strict_error, rec.end = f"{type(e).__name__}: {e}", rec.end or "error"
+        if not _interrupted(run, start):
+            rec.strict_error, rec.end = f"{type(e).__name__}: {e}", rec.end or "error"
     finally:
         if body is not None:
             body.finish()
@@ -515,13 +543,21 @@ def record_node_fetch(ctx: Context) -> ClientRun:
     env = dict(os.environ)
     if ctx.target.insecure:
         env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0"
-    try:
-        with resources.as_file(script) as path:
-            done = subprocess.run([node, str(path), ctx.url, json.dumps(opts)], capture_output=True, env=env,
-                                  timeout=ctx.deadline + 30, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        rec.error = "node did not finish within the recording's deadline"
-        return run
+    started = time.monotonic()
+    with resources.as_file(script) as path:
+        proc = subprocess.Popen([node, str(path), ctx.url, json.dumps(opts)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL)
+        killer = _Kill(proc)   # an interrupt kills node: what it printed so far is kept
+        if not register_socket(killer):
+            proc.kill()
+        try:
+            out, err = proc.communicate(timeout=ctx.deadline + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            rec.error = "node did not finish within the recording's deadline"
+            return run
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     lines = [json.loads(line) for line in done.stdout.decode("utf-8", "replace").splitlines() if line.startswith("{")]
     info = next((d for d in lines if d.get("kind") == "node"), {})
     run.client = f"node {info.get('version', '?')} fetch"
@@ -556,7 +592,19 @@ def record_node_fetch(ctx: Context) -> ClientRun:
                 rec.strict_error = f"{d.get('name')}: {d.get('message')}{cause}"
                 rec.end, rec.end_t = "timeout" if d.get("timeout") else "error", d.get("t")
     rec.body_kept = bytes(kept[:BODY_KEEP]).decode("latin-1")
+    if ABORTED.is_set() and rec.end is None and rec.error is None:
+        rec.end, rec.end_t = INTERRUPTED, time.monotonic() - started
     return run
+
+
+class _Kill:
+    """A client process as ``recorder.abort_all()`` stops it: ``shutdown`` kills it."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def shutdown(self, how=None) -> None:
+        self.proc.kill()
 
 
 register(Scenario("httpx", "GET with httpx as users run it (default headers, decoded iteration)", record_httpx))

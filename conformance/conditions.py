@@ -28,7 +28,8 @@ from urllib.parse import urljoin, urlsplit
 import h11
 
 from conformance.codings import GZIP_CODINGS, content_codings, decoded  # noqa: F401 - their former home
-from conformance.recorder import BadURL, Exchange, _connect, _request, parse_url, request_headers
+from conformance.recorder import (ABORTED, INTERRUPTED, BadURL, Exchange, _connect, _request, parse_url,
+                                  request_headers, stopped_by_abort)
 from conformance.recording import HEAD_LIMIT, READS_KEEP, Piece, Read, Recording, redact
 from conformance.scenarios import Context, Scenario, register
 from conformance.timing import MIB, Margins, write_groups
@@ -152,7 +153,10 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
                 break
             t = time.monotonic() - t0
             if n == 0:
-                p.close(t)
+                if ABORTED.is_set():   # abort_all() shut the socket: not the server's close
+                    rec.end, rec.end_t = INTERRUPTED, t
+                else:
+                    p.close(t)
                 break
             if len(rec.reads) < READS_KEEP:
                 rec.reads.append(Read(t, n))
@@ -168,8 +172,9 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
                 rec.framing_notes.append(f"the suite stopped reading after {rec.raw_bytes:,} bytes (its read budget)")
                 break
     except OSError as e:
-        rec.end, rec.end_t = "reset", (time.monotonic() - t0) if t0 else None
-        rec.framing_notes.append(f"{type(e).__name__}: {e}")
+        rec.end, rec.end_t = stopped_by_abort("reset"), (time.monotonic() - t0) if t0 else None
+        if rec.end != INTERRUPTED:
+            rec.framing_notes.append(f"{type(e).__name__}: {e}")
     finally:
         sock.close()
     rec.status, rec.reason, rec.http_version = p.status, p.reason or "", p.http_version
@@ -600,7 +605,7 @@ def download(url: str, exchange: Exchange, *, timeout: float, deadline: float, i
             t0 = time.monotonic()
             _count_body(sock, buf, conn, rec, result, timeline, t0, timeout, start + deadline)
         except OSError as e:
-            rec.end = rec.end or "reset"
+            rec.end = rec.end or stopped_by_abort("reset")
             rec.end_t = time.monotonic() - t0 if rec.end_t is None else rec.end_t
             rec.framing_notes.append(f"{type(e).__name__}: {e}")
         finally:
@@ -633,7 +638,9 @@ def _count_body(sock, buf, conn, rec, result, timeline, t0, timeout, deadline_at
             return
         t = time.monotonic() - t0
         if n == 0:
-            if framing == "close":
+            if ABORTED.is_set():   # abort_all() shut the socket: not the server's close
+                rec.end = INTERRUPTED
+            elif framing == "close":
                 rec.end = "closed"
             else:
                 rec.end = "cut-short" if rec.head_t is not None else "closed"
@@ -826,7 +833,8 @@ def _disconnect(ctx: Context) -> DisconnectProbe:
         times = piece_times(ctx.server.stderr(), since)
         if now >= until or len(writes_after(times, closed, margins.burst_gap)) > margins.disconnect_writes:
             break
-        time.sleep(min(step, until - now))   # polling the server's log file: nothing to wait on
+        if ABORTED.wait(min(step, until - now)):   # polling the server's log file; the run's interrupt ends it
+            break
     probe.watched_s = time.monotonic() - closed
     probe.logged = bool(times)
     probe.before = sum(1 for m in times if m <= closed)
@@ -850,7 +858,8 @@ def _wait_for_quiet(server, interval: float, at_most: float) -> None:
         recent = piece_times(server.stderr(), time.monotonic() - quiet)
         if not recent:
             return
-        time.sleep(min(quiet, max(0.0, give_up - time.monotonic())))
+        if ABORTED.wait(min(quiet, max(0.0, give_up - time.monotonic()))):
+            return
 
 
 register(Scenario("disconnect", "a GET abandoned after its first body bytes; the server's log watched",

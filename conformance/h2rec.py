@@ -16,7 +16,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from conformance.recorder import parse_url, request_headers, Exchange
+from conformance.recorder import INTERRUPTED, Exchange, parse_url, register_socket, request_headers, stopped_by_abort
 from conformance.recording import BODY_KEEP, Piece, Read, Recording, redact
 from conformance.scenarios import Context, Scenario, register
 
@@ -54,6 +54,9 @@ def record_h2(ctx: Context) -> Recording:
         rec.error = f"TLS handshake with {ep.host}:{ep.port} failed: {getattr(e, 'reason', None) or e}"
         return rec
     with sock:
+        if not register_socket(sock):
+            rec.end = INTERRUPTED
+            return rec
         alpn = sock.selected_alpn_protocol()
         rec.tls = {"version": sock.version(), "cipher": sock.cipher()[0], "alpn": alpn}
         if alpn != "h2":
@@ -81,12 +84,12 @@ def _exchange(sock, ep, headers, rec: Recording, ctx: Context) -> None:
             rec.end = "deadline" if time.monotonic() >= deadline else "timeout"
             break
         except OSError as e:
-            rec.end = "reset"
+            rec.end = stopped_by_abort("reset")
             rec.framing_notes.append(f"{type(e).__name__}: {e}")
             break
         t = time.monotonic() - t0
         if not data:
-            rec.end = "cut-short"
+            rec.end = stopped_by_abort("cut-short")
             break
         rec.reads.append(Read(t, len(data)))
         rec.raw_bytes += len(data)

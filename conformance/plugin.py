@@ -220,9 +220,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from conformance import distributed
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and exitstatus == EXIT_INTERRUPTED:   # Ctrl-C, SIGTERM: keep what was recorded
+        stop = session.shouldstop   # pytest's own stop says why; a signal is named
+        why = stop if isinstance(stop, str) else ""
+        if run.started:
+            run.interrupt(_selected_checks(session), why)
+        else:   # pytest-xdist's controller records nothing; its results say interrupted all the same
+            run.mark_interrupted(why)
     if distributed.finish_session(session, exitstatus):   # pytest-xdist worker or controller
         return
-    run = session.config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
         return
     run.stop()
@@ -231,6 +238,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     write_reports(run, session.config)
     if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
         session.exitstatus = run.exit_code()
+
+
+def _selected_checks(session: pytest.Session) -> list:
+    """The (target run, check) pairs this session selected, in order."""
+    pairs = []
+    for item in getattr(session, "items", None) or []:
+        check = getattr(getattr(item, "function", None), "check", None)
+        callspec = getattr(item, "callspec", None)
+        if check is not None and callspec is not None and "conformance_target" in callspec.params:
+            pairs.append((callspec.params["conformance_target"], check))
+    return pairs
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """An interrupted run whose results are written ends now, even if a recording's thread (a
+    client the suite cannot reach into) is still blocked: waiting for it is what the interrupt
+    asked not to do. The exit code is the interrupted run's."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and run.interrupted and run.left_running():
+        import os
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 def write_reports(run: Run, config: pytest.Config) -> None:
@@ -299,4 +330,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line("")
             for colour, line in comparison.summary_lines():
                 tr.write_line(line, **({colour: True} if colour else {}))
+        if run.interrupted:
+            kept = sum(r["verdict"] != "skip" or not r["observed"].startswith("interrupted:") for r in run.results)
+            tr.write_line(f"\ninterrupted ({run.interrupted}): {kept} results judged, "
+                          f"{len(run.results) - kept} checks not run (skip, \"interrupted: …\")", yellow=True)
         tr.write_line(f"\nresults: {path}   exit code: {run.exit_code()}")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import socket
 import ssl
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -36,6 +38,56 @@ try:
     _H11_BODY_READERS = (ChunkedReader, ContentLengthReader, Http10Reader)
 except ImportError:   # another h11: next_event() only
     _H11_BODY_READERS = ()
+
+
+# --- stopping every recording at once (an interrupted run, issue 18) ---------------------------
+# Every socket a recording opens is registered here. ``abort_all()`` (from the main thread, on
+# Ctrl-C or SIGTERM) shuts them all down: a ``recv`` blocked in another thread returns at once
+# (0 bytes, or an error), and the read loop, seeing ``ABORTED``, ends the recording as
+# ``interrupted`` with what it has. Nothing is checked per read: the hot loop is unchanged.
+ABORTED = threading.Event()
+_open_sockets: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+_open_lock = threading.RLock()   # abort_all() may run in a signal handler on a thread holding it
+INTERRUPTED = "interrupted"   # Recording.end of a recording stopped by abort_all()
+
+
+def register_socket(sock) -> bool:
+    """Let ``abort_all()`` shut ``sock`` down; False (and nothing registered) when it already ran."""
+    with _open_lock:
+        if ABORTED.is_set():
+            return False
+        _open_sockets.add(sock)
+        return True
+
+
+def abort_all() -> int:
+    """Stop every recording in progress: shut its socket down. Returns how many were open."""
+    with _open_lock:
+        ABORTED.set()
+        socks = list(_open_sockets)
+        _open_sockets.clear()
+    for s in socks:
+        # socket.socket's own shutdown, also for an SSLSocket: its TLS state is left to the
+        # thread reading it, which then gets EOF or an error
+        try:
+            if isinstance(s, socket.socket):
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
+            else:
+                s.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError, AttributeError):   # closed already (or a stand-in without it)
+            pass
+    return len(socks)
+
+
+def reset_abort() -> None:
+    """Recordings may run again (the suite's own tests, after one that aborted)."""
+    ABORTED.clear()
+
+
+def stopped_by_abort(end: str | None) -> str | None:
+    """The end a read loop gives a stream that stopped without a message end: ``interrupted``
+    when ``abort_all()`` ran, else ``end`` unchanged."""
+    return INTERRUPTED if ABORTED.is_set() else end
 
 
 class BadURL(ValueError):
@@ -175,6 +227,10 @@ def _connect(ep: Endpoint, rec: Recording, timeout: float, insecure: bool):
         rec.error = f"cannot connect to {ep.host}:{ep.port}: {e.strerror or e}"
         return None
     rec.connect_s = time.monotonic() - t0
+    if not register_socket(sock):
+        sock.close()
+        rec.error, rec.end = "the run was interrupted before the request was sent", INTERRUPTED
+        return None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if ep.scheme != "https":
         return sock
@@ -191,7 +247,11 @@ def _connect(ep: Endpoint, rec: Recording, timeout: float, insecure: bool):
         rec.error = f"TLS handshake with {ep.host}:{ep.port} failed: {getattr(e, 'reason', None) or e}"
     else:
         rec.tls = {"version": tls.version(), "cipher": tls.cipher()[0], "alpn": tls.selected_alpn_protocol()}
-        return tls
+        if register_socket(tls):
+            return tls
+        tls.close()
+        rec.error, rec.end = "the run was interrupted before the request was sent", INTERRUPTED
+        return None
     sock.close()
     return None
 
@@ -261,15 +321,21 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
             elif ended_at is None:
                 state.stop("deadline" if monotonic() >= deadline_at else "timeout", monotonic() - t0)
             break
-        except OSError as e:  # reset, or a TLS error mid-stream
+        except OSError as e:  # reset, or a TLS error mid-stream (or abort_all())
             if ended_at is None:
-                state.stop("reset", monotonic() - t0, f"{type(e).__name__}: {e}")
+                if ABORTED.is_set():
+                    state.stop(INTERRUPTED, monotonic() - t0)
+                else:
+                    state.stop("reset", monotonic() - t0, f"{type(e).__name__}: {e}")
             break
         now = monotonic()
         t = now - t0
         if n == 0:
             if ended_at is None:
-                state.eof(t)
+                if ABORTED.is_set():   # abort_all() shut the socket down: not the server's close
+                    state.stop(INTERRUPTED, t)
+                else:
+                    state.eof(t)
             break
         data = view[:n]
         state.received(data, t)

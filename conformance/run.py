@@ -10,8 +10,10 @@ the calling (main) thread: the kernel's parent-death signal follows the thread t
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects, settle
 from conformance.catalogue import Check, Finding
+from conformance import recorder
 from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
@@ -36,6 +39,20 @@ MAIN = "get"            # the recording most checks read: made first, alone
 SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
 SIDE_WATCH_MIN = 4.0    # s, and at least this long
 SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
+# An interrupted run (Ctrl-C, SIGTERM): how long the recordings in flight get, once their sockets
+# are shut down, to hand back what they have (they take milliseconds; a client whose socket the
+# suite cannot reach is left behind, and its checks are listed as not run).
+INTERRUPT_WAIT = 1.0
+# An interrupted run's servers get SIGTERM with the first signal and this long more once the
+# results are kept, then SIGKILL (webpy_app needs up to ~1.7 s to remove its large files).
+INTERRUPT_GRACE = 1.0
+# Checks that read the response head alone: a failure they find in an interrupted recording is
+# as certain as in a complete one. Any other check's fail, warn or error on an interrupted
+# recording may be the interrupt's doing, so it becomes skip ("interrupted: …").
+HEAD_ONLY_CHECKS = frozenset({"framing.no-te-with-cl", "framing.http10-no-te", "framing.content-type"})
+# Checks whose pass says that something did not happen while they watched: a watch the
+# interrupt cut short proves nothing, so their pass on an interrupted recording is a skip too.
+WATCH_CHECKS = frozenset({"delivery.disconnect"})
 
 
 @dataclass
@@ -249,13 +266,18 @@ class TargetRun:
         return future.result()
 
     def _record(self, scenario: str):
-        if self.run.stopping.is_set():
-            return Recording(scenario, self.target.url or "", error="the run was interrupted")
+        if self.run.stopping.is_set() or recorder.ABORTED.is_set():
+            rec = Recording(scenario, self.target.url or "", error="the run was interrupted", end=recorder.INTERRUPTED)
+            rec.not_started = True
+            return rec
         headless = self._headless(scenario)
         if headless is not None:
             return headless
         quiet = self._settle()
         rec = SCENARIOS[scenario].run(self.context())
+        if (self.run.stopping.is_set() or recorder.ABORTED.is_set()) and not (
+                isinstance(rec, Recording) and rec.end in ("complete", "closed", "watched", "budget")):
+            rec.interrupted = True   # ended by the interrupt: kept as it stands (Run.interrupt)
         left = settle.left_behind(scenario, rec)
         with self._settle_lock:
             if quiet is not None:
@@ -365,7 +387,41 @@ class TargetRun:
     def results_for(self, check: Check) -> dict:
         return next(r for r in reversed(self.run.results) if r["target"] == self.id and r["check"] == check.id)
 
-    def stop(self) -> None:
+    def in_flight(self) -> list[Future]:
+        """The recordings started and not yet done."""
+        return [f for fs in self._repeats.values() for f in fs if f.running()]
+
+    def cancel_pending(self) -> None:
+        """Recordings not started yet never will be."""
+        for f in self._placeholders:   # shared scenarios _run_shared has not begun
+            f.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._side_pool:
+            self._side_pool.shutdown(wait=False, cancel_futures=True)
+
+    def judge_interrupted(self, check: Check) -> None:
+        """After an interrupt, the result of a check that had none yet: judged on its recording
+        as it stands where that can be trusted (see ``interrupted_finding``), else ``skip``."""
+        if self.launch_error or self.skip_reason or not self._repeats.get(check.scenario):
+            self.run_check(check)   # nothing to wait for: it is what it would have been
+            return
+        futures = self._repeats[check.scenario]
+        unfinished = [f for f in futures if not f.done() or f.cancelled() or f.exception() is not None]
+        if unfinished:
+            f = unfinished[0]
+            why = ("was still running and did not stop in time" if f.running() else
+                   "was never started" if f.cancelled() or not f.done() else f"failed: {f.exception()!r}")
+            self.run.add_result(self, check, Finding("skip", f"interrupted: its {check.scenario!r} recording {why}"), None)
+            return
+        recs = [f.result() for f in futures]
+        get = self._futures.get("get") if check.scenario != "get" else None
+        get = get.result() if get is not None and get.done() and not get.cancelled() and get.exception() is None else None
+        findings = [interrupted_finding(check, rec, self.target, self.run.options.strict, get) for rec in recs]
+        index, finding = gate.majority(findings)
+        rec = recs[index]
+        self.run.add_result(self, check, finding, None if getattr(rec, "not_started", False) else rec)
+
+    def stop(self, grace: float = 3.0) -> None:
         # Not waiting: a recording still running ends by itself once its server is gone.
         self._pool.shutdown(wait=False, cancel_futures=True)
         for f in self._placeholders:   # never started: nothing waits on them forever
@@ -373,7 +429,7 @@ class TargetRun:
         if self._side_pool:
             self._side_pool.shutdown(wait=False, cancel_futures=True)
         if self.server:
-            self.server.stop()
+            self.server.stop(grace)
 
 
 class Run:
@@ -385,6 +441,8 @@ class Run:
         self.started_at: float | None = None
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
+        self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
+        self._handlers: dict = {}                # signal handlers before ensure_started()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
         # pytest-xdist: the targets this process records (None: all); see distributed.py
@@ -408,8 +466,13 @@ class Run:
             return
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
         if threading.current_thread() is threading.main_thread():
-            # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down.
-            signal.signal(signal.SIGTERM, _raise_interrupt)
+            # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down; a
+            # second SIGINT or SIGTERM ends the process at once (see _first_signal). Put back
+            # by stop() unless the run was interrupted.
+            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            signal.signal(signal.SIGTERM, _first_signal)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not when ignored
+                signal.signal(signal.SIGINT, _first_signal)
         # All servers first, then all recordings: starting a Python server costs CPU that would
         # otherwise land in the middle of other targets' timed streams.
         mine = [t for t in self.targets if self.owned is None or t.id in self.owned or t is trun]
@@ -420,8 +483,42 @@ class Run:
 
     def stop(self) -> None:
         self.stopping.set()
+        for t in self.targets:   # every server told at once, then each waited for
+            if t.server:
+                t.server.terminate()
         for t in self.targets:
-            t.stop()
+            t.stop(INTERRUPT_GRACE if self.interrupted else 3.0)
+        handlers, self._handlers = self._handlers, {}
+        if handlers and not self.interrupted and not _signals_seen \
+                and threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():   # a process that goes on (the suite's own tests)
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+    def mark_interrupted(self, why: str = "") -> None:
+        """Say the run was interrupted (by the signal seen, else ``why``): exit code 2."""
+        self.interrupted = self.interrupted or _signal_seen() or why or "interrupted"
+
+    def interrupt(self, checks: list[tuple[TargetRun, Check]], why: str = "") -> None:
+        """The run was interrupted (Ctrl-C, SIGTERM): stop every recording in progress at once,
+        keep each as it stands (``end`` "interrupted"), and give every selected check without a
+        result one: judged on what was recorded where that can be trusted, else ``skip`` with
+        the reason "interrupted". ``checks``: the (target, check) pairs the run selected."""
+        self.mark_interrupted(why)
+        _arm_second_signal()
+        self.stopping.set()
+        for t in self.targets:
+            t.cancel_pending()
+        _abort_recordings()
+        futures_wait([f for t in self.targets for f in t.in_flight()], timeout=INTERRUPT_WAIT)
+        judged = {(r["target"], r["check"]) for r in self.results}
+        for trun, check in checks:   # (under pytest-xdist, only this worker's targets)
+            if (trun.id, check.id) not in judged and trun.begun:
+                trun.judge_interrupted(check)
+
+    def left_running(self) -> list[str]:
+        """Recordings an interrupt could not stop (their threads would hold the process)."""
+        return [t.id for t in self.targets if t.in_flight()]
 
     def add_result(self, trun: TargetRun, check: Check, finding: Finding, rec: Recording | None) -> None:
         with self._lock:
@@ -441,7 +538,10 @@ class Run:
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{key[0]}-{key[1]}")[:120] + ".json"
             path = self.options.report_dir / "recordings" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(rec.to_dict()))
+            d = rec.to_dict()
+            if getattr(rec, "interrupted", False) or getattr(rec, "end", None) == recorder.INTERRUPTED:
+                d["interrupted"] = True   # cut short by the run's interrupt: what arrived until then
+            path.write_text(json.dumps(d))
             self.recordings[key] = f"recordings/{name}"
         return self.recordings[key]
 
@@ -452,6 +552,8 @@ class Run:
         return gate.compare(self.baseline, self.results, str(self.options.baseline))
 
     def exit_code(self) -> int:
+        if self.interrupted:   # whatever came before: the run did not finish
+            return EXIT_INTERRUPTED
         verdicts = {r["verdict"] for r in self.results}
         if not self.results or verdicts == {"skip"}:
             return EXIT_NO_CHECKS
@@ -505,6 +607,7 @@ class Run:
             "started_at": (self.started_wall or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "duration_s": round(duration, 3),
             "exit_code": self.exit_code(),
+            **({"interrupted": self.interrupted} if self.interrupted else {}),
             "targets": targets,
             "results": self.results,
             **({"gate": self.comparison().to_dict()} if self.baseline is not None else {}),
@@ -519,5 +622,91 @@ class Run:
         return path
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def interrupted_finding(check: Check, rec, target: Target, strict: bool = False, get=None) -> Finding:
+    """A check's finding on a recording made while the run was being interrupted.
+
+    A recording that ended on its own is judged as always. One the interrupt cut short is judged
+    on what arrived, and the finding kept when it is a fact about those bytes: a pass, info or
+    skip (what arrived was parsed, arrived progressively, …; except a watch cut short), or a
+    failure of a check that reads the head alone. Anything else may be the interrupt's doing
+    (a body cut short, a stream too short to judge) and becomes ``skip``, "interrupted: …",
+    with what the judge said on what arrived."""
+    if getattr(rec, "not_started", False):
+        return Finding("skip", f"interrupted: the run was interrupted before its {check.scenario!r} recording was made")
+    cut = getattr(rec, "interrupted", False) or getattr(rec, "end", None) == recorder.INTERRUPTED
+    if get is not None and getattr(get, "not_started", False):
+        get = None
+    finding = check.judge(rec, target, strict, get=get)
+    if not cut:
+        return finding
+    when = getattr(rec, "end_t", None)
+    what = (f"the {check.scenario!r} recording was cut short by the interrupt"
+            + (f" after {when:.2f} s" if isinstance(when, (int, float)) else "")
+            + (f" ({rec.body_bytes:,} body bytes)" if isinstance(getattr(rec, "body_bytes", None), int) else ""))
+    # a recording that failed (Chromium closed under its session, say) failed by the interrupt
+    keep = not (getattr(rec, "error", None) or getattr(rec, "skip_reason", None)) and (
+        (finding.verdict in ("pass", "info", "skip") and check.id not in WATCH_CHECKS)
+        or (finding.verdict in ("fail", "warn") and check.id in HEAD_ONLY_CHECKS))
+    if keep:
+        finding.observed = f"{finding.observed} (judged on what arrived: {what})"
+        finding.metrics = dict(finding.metrics, interrupted=True)
+        return finding
+    return Finding("skip", f"interrupted: {what}, so this check could not be judged "
+                           f"(on what arrived: {finding.verdict}, {finding.observed})", finding.expected,
+                   dict(finding.metrics, interrupted=True))
+
+
+# --- signals: the first one unwinds the run, a second one ends the process ----------------------
+_signals_seen: list[int] = []
+
+
+def _signal_seen() -> str | None:
+    return signal.Signals(_signals_seen[0]).name if _signals_seen else None
+
+
+def _first_signal(signum, frame):
+    """SIGINT or SIGTERM: unwind like Ctrl-C (pytest ends its session, the plugin stops the
+    recordings, keeps what they have and stops the servers); a second one ends the process."""
+    _signals_seen.append(signum)
+    _arm_second_signal()
+    _abort_recordings()   # now, while pytest unwinds: Run.interrupt then collects what they kept
+    launcher.terminate_all()   # the servers shut down meanwhile too; Run.stop reaps them
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def reset_after_interrupt() -> None:
+    """Recordings (and Chromium sessions) may start again in this process: for the suite's own
+    tests, which interrupt a run in process and go on."""
+    recorder.reset_abort()
+    _signals_seen.clear()
+    browser = sys.modules.get("conformance.browser")
+    if browser is not None and hasattr(browser, "BROWSER"):
+        browser.BROWSER.reset_abort()
+
+
+def _abort_recordings() -> None:
+    recorder.abort_all()
+    browser = sys.modules.get("conformance.browser")   # only if a browser may be running
+    if browser is not None and hasattr(browser, "BROWSER"):
+        browser.BROWSER.abort()
+
+
+_raise_interrupt = _first_signal   # its former name (conformance.distributed installs it)
+
+
+def _arm_second_signal() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, _second_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _second_signal)
+
+
+def _second_signal(signum, frame):
+    """A second Ctrl-C (or SIGTERM) while the first is being handled: end now. The servers the
+    suite started get SIGKILL to their process groups on the way out."""
+    launcher.kill_all()
+    try:
+        os.write(2, f"\n{signal.Signals(signum).name} again: exiting at once (exit code {EXIT_INTERRUPTED})\n".encode())
+    finally:
+        os._exit(EXIT_INTERRUPTED)

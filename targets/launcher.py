@@ -60,11 +60,17 @@ class Running:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        """Terminate the server's whole process group, then reap it."""
+    def terminate(self) -> None:
+        """Send SIGTERM to the server's process group without waiting (``stop()`` waits)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Terminate the server's whole process group, then reap it (SIGKILL after ``grace`` s)."""
         _running.discard(self)
         if self.process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 3.0)):
                 try:
                     os.killpg(self.process.pid, sig)
                 except ProcessLookupError:
@@ -188,6 +194,21 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
         if "Address already in use" not in last_error:
             break
     raise LaunchError(f"target {name} did not start: {last_error.strip() or 'no output'}")
+
+
+def terminate_all() -> None:
+    """SIGTERM to every registered server's process group, without waiting (an interrupt: they
+    shut down while the run writes its results; ``stop()`` then reaps them)."""
+    for running in list(_running):
+        running.terminate()
+
+
+def kill_all() -> None:
+    """SIGKILL every registered server's process group, without waiting (a second Ctrl-C: the
+    process is about to end; the kernel's parent-death signal covers any server missed)."""
+    for running in list(_running):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(running.process.pid, signal.SIGKILL)
 
 
 @atexit.register

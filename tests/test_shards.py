@@ -4,6 +4,7 @@ each target recorded once, ``python -m conformance.report merge`` joins CI shard
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -193,7 +194,11 @@ def test_an_interrupted_n2_run_ends_its_workers_and_servers_and_writes_results(t
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 2, out[-2000:]
     assert processes_tagged(tag) == []
-    schema.validate(results(tmp_path), "results")
+    doc = results(tmp_path)
+    schema.validate(doc, "results")
+    # one exit code (issue 18): the merged results and the summary say 2, as the process does
+    assert doc["exit_code"] == 2 and doc["interrupted"], out[-2000:]
+    assert "exit code: 2" in out and not re.search(r"exit code: [013456]", out), out[-2000:]
     assert not (tmp_path / ".partial").exists()
 
 
