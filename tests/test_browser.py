@@ -369,8 +369,9 @@ def test_an_endless_stream_is_read_for_the_watch_window_without_a_profile():
         server.stop()
     f = CHECK.judge(rec, target)
     s = rec.stream
-    # the watch is what the code controls; a busy machine may close it late, never early
-    assert s.end == "watched" and 1.9 <= s.end_s <= 5.0 and rec.duration_s < 15, (s.end, s.end_s, rec.duration_s)
+    # the watch is what the code controls: the page's timer starts a little before Chromium sends
+    # the request (end_s counts from the request), and a busy machine may close it late
+    assert s.end == "watched" and 1.5 <= s.end_s <= 5.0 and rec.duration_s < 15, (s.end, s.end_s, rec.duration_s)
     # one event every 0.5 s: about two per second watched
     assert s.listened == ["message", "token"] and s.unheard == 0 and 3 <= len(s.events) <= 2 * s.end_s + 2
     assert f.verdict == "pass" and "the watch window" in f.observed, f.observed
