@@ -783,6 +783,10 @@ def _disconnect(ctx: Context) -> DisconnectProbe:
         return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
                                skip="a remote target: what its server does after a disconnect cannot be seen from here")
     interval = ctx.target.interval
+    if interval is None:   # a server we started, serving a stream whose schedule is not known
+        return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
+                               skip="the producer's schedule is not known (give --interval): how many writes after "
+                                    "a disconnect are too many cannot be said")
     _wait_for_quiet(ctx.server, interval, ctx.target.expected_span() + 2 * interval)
     since = time.monotonic()
 

@@ -89,6 +89,9 @@ class TargetRun:
 
     def launch(self) -> None:
         """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
+        if getattr(self.target, "app", None):   # --app: the user's app under a server (conformance/apps.py)
+            from conformance import apps
+            return apps.launch(self)
         if not self.target.builtin:
             if self.run.options.follow_redirects:
                 self._follow_redirects()
