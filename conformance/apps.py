@@ -123,6 +123,12 @@ class AppTarget(Target):
     path: str = "/"
     app_cwd: str = field(default_factory=os.getcwd)
     app_pythonpath: str = ""
+    name: str = ""                   # what the targets are named after (the app, or a targets file's id)
+
+    def describe(self) -> dict:
+        """The target's entry ``app`` in results.json (the report's server × front table)."""
+        return {"app": self.app, "name": self.name or self.app, "kind": self.kind, "server": self.server_name,
+                "front": self.front, "path": self.path}
 
 
 def target_id(name: str, server: str, front: str | None, path: str) -> str:
@@ -269,7 +275,7 @@ def build_targets(apps: list[str], paths: list[str] | None = None, server_names:
                 for path in paths:
                     tid = target_id(name or spec, server, front, path)
                     out.append(AppTarget(tid, None, app=spec, kind=kind, server_name=server, front=front, path=path,
-                                         app_pythonpath=pythonpath, **common))
+                                         app_pythonpath=pythonpath, name=name or spec, **common))
     return out
 
 

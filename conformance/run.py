@@ -383,6 +383,8 @@ class Run:
                 entry["error"] = t.launch_error
             if t.skip_reason:
                 entry["skipped"] = t.skip_reason
+            if getattr(t.target, "app", None):   # --app (conformance/apps.py): what the report's table needs
+                entry["app"] = t.target.describe()
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import apps
+from conformance import apps, schema
+from conformance.report import model as report_model
 from conformance.fixture import StreamCheck
 from processes import processes_tagged
 
@@ -144,6 +145,17 @@ def test_flask_sse_streams_under_gthread_and_waitress_and_nginx_defaults_hold_it
     doc = json.loads(found.results_path.read_text())
     assert {t["id"]: t["interval_s"] for t in doc["targets"]} == {f.target: None for f in found}
     assert {t["profile"] for t in doc["targets"]} == {"sse"}   # from the response
+    schema.validate(doc, "results")
+    assert doc["targets"][1]["app"] == {"app": FLASK, "name": FLASK, "kind": "wsgi", "server": "gunicorn-gthread",
+                                        "front": "nginx", "path": "/events"}
+    # report.html: the app's servers × fronts table, each cell the target's worst verdict
+    table = report_model.build(found.report_dir).app_tables
+    assert [(t["app"], t["path"], t["kind"]) for t in table] == [(FLASK, "/events", "WSGI")]
+    assert [[(c["verdict"], c["not_met"]) for c in row["cells"]] for row in table[0]["rows"]] == [
+        [("pass", []), ("fail", ["delivery.progressive"]), ("pass", [])]] * 2
+    assert [row["server"] for row in table[0]["rows"]] == ["gunicorn-gthread", "waitress"]
+    html = (found.report_dir / "report.html").read_text()
+    assert "Your app: servers × fronts" in html and "behind nginx, proxy_buffering off" in html
 
 
 def test_fastapi_time_sleep_streams_alone_but_uvicorn_serves_one_stream_at_a_time(stream_check):
