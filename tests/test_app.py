@@ -260,3 +260,23 @@ def test_an_interrupted_app_run_leaves_no_server_behind(tmp_path, tagged):
             proc.wait()
     assert proc.returncode == 2, out[-2000:]
     assert processes_tagged(tagged) == []
+
+
+# --- the README's examples ("Test your own app"), as written, on the small apps --------------
+# The browser check is left out here (tests/test_browser.py has it); everything else runs.
+
+README = ["browser."]
+
+
+def test_readme_flask_example(stream_check):
+    stream_check(FLASK, path="/events", server="gunicorn-gthread", behind="nginx-unbuffered",
+                 concurrent_streams=4, skip_checks=README).assert_ok()
+
+
+def test_readme_fastapi_example(stream_check):
+    stream_check(FASTAPI, path="/good", server="uvicorn", skip_checks=README).assert_ok()
+
+
+def test_readme_django_example(stream_check):
+    stream_check(DJANGO, path="/events", server="gunicorn-gthread", concurrent_streams=4,
+                 skip_checks=README).assert_ok()
