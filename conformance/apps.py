@@ -326,6 +326,8 @@ def launch(trun) -> None:
         trun.launch_error = str(e)
         return
     target.url = f"http://{trun.server.host}:{trun.server.port}{target.path}"
+    if target.large_url and target.large_url.startswith("/"):   # --large-url /PATH: on the app's own server
+        target.large_url = f"http://{trun.server.host}:{trun.server.port}{target.large_url}"
 
 
 def add_options(group) -> None:

@@ -539,6 +539,8 @@ def large_url(ctx: Context) -> tuple[str | None, int | None, str | None]:
     """What ``delivery.large-body`` downloads: (url, size asked for, why not)."""
     if ctx.target.large_url:
         return ctx.target.large_url, None, None
+    if getattr(ctx.target, "app", None):   # --app (conformance/apps.py): its endpoints are the user's to name
+        return None, None, "your app's large endpoint is not known: give its path with --large-url /PATH (or large_url in a targets file)"
     if not ctx.target.builtin or ctx.server is None:
         return None, None, "a remote target: give the URL of a large body with --large-url (or large_url in a targets file)"
     from targets.conditions import large_path

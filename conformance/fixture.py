@@ -108,6 +108,7 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
                      checks: list[str] | None = None, skip_checks: list[str] | None = None,
                      profile: str | None = None, interval: float | None = None, watch: float | None = None,
                      headers: dict | list | None = None, concurrent_streams: int | None = None,
+                     large_url: str | None = None,
                      strict: bool = False, timeout: float | None = None, insecure: bool = False) -> StreamCheck:
     from conformance import apps, catalogue
     from conformance.run import Options, Run
@@ -123,7 +124,8 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
     header_list = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if interval is None and profile == "countdown":
         interval = 1.0
-    common = dict(profile=profile, interval=interval, headers=header_list, watch=watch, insecure=insecure)
+    common = dict(profile=profile, interval=interval, headers=header_list, watch=watch, insecure=insecure,
+                  large_url=large_url)
     if "://" in url_or_app:
         if server or behind:
             raise ValueError("server= and behind= are for an app (MODULE:ATTR), not a URL")

@@ -72,7 +72,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
                 raise bad(key, "missing")
         for key in ("url", "large_url", "reference"):
             try:
-                if key in t:
+                if key in t and not (key == "large_url" and "app" in t and t[key].startswith("/")):   # the app's path
                     parse_url(t[key])
             except BadURL as e:
                 raise bad(key, str(e)) from None

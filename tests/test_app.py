@@ -185,6 +185,14 @@ def test_django_streams_under_gunicorn_and_gzip_middleware_holds_it(stream_check
         gzip.assert_ok()
 
 
+def test_large_url_is_a_path_on_the_apps_own_server(stream_check):
+    found = stream_check(FLASK, path="/events", server="waitress", large_url="/large", checks=["delivery.large-body"])
+    assert found.verdict("delivery.large-body") == "pass", found.findings
+    assert found.findings[0].metrics["bytes"] == 32 * 2 ** 20
+    without = stream_check(FLASK, path="/events", server="waitress", checks=["delivery.large-body"])
+    assert "give its path with --large-url /PATH" in without.findings[0].observed
+
+
 def test_a_url_is_checked_too(stream_check):
     from targets import launcher
     server = launcher.start("probe", ["{python}", "-m", "conformance.probe", "--port", "{port}"])

@@ -17,3 +17,10 @@ def events():
                 time.sleep(INTERVAL)
             yield sse(n)
     return Response(generate(), mimetype="text/event-stream")
+
+
+@app.get("/large")
+def large():
+    """32 MiB in 64 KiB pieces, for delivery.large-body (``--large-url /large``)."""
+    piece = b"x" * 65536
+    return Response((piece for _ in range(512)), mimetype="application/octet-stream")
