@@ -112,14 +112,18 @@ def test_concurrent(result, target):
             # On its own the stream may look fine (without a schedule, a late start is not a hold),
             # but a stream that got nothing until another had ended, a hold's silence (1 s) after
             # that one's first bytes, was served after it, not beside it.
-            silence = FreeMargins(rtt=rec.connect_s or 0.0).hold_silence
-            served_after = [o for o in waited if o.at(o.rec.first_body_t()) is not None
-                            and first_at - o.at(o.rec.first_body_t()) >= silence]
+            # (the thread that finished another stream may send this one's first bytes before
+            # that stream's end has reached us: an end up to the noise window later counts)
+            margins = FreeMargins(rtt=rec.connect_s or 0.0)
+            served_after = [o for o, end in ends if o is not s and first_at is not None
+                            and s.started < end <= first_at + margins.window
+                            and o.at(o.rec.first_body_t()) is not None
+                            and first_at - o.at(o.rec.first_body_t()) >= margins.hold_silence]
             if not served_after:   # a stream the rule cannot decide on is not counted against the server
                 seen.append(f"{s.label} {ms(first)}" + (" (undecided)" if verdict == "warn" else ""))
                 continue
             others = ", ".join(f"{o.label} (first bytes at {ms(o.rec.first_body_t())})" for o in served_after)
-            observed = (f"its first body byte came {ms(first)} after its request, only after {others} had "
+            observed = (f"its first body byte came {ms(first)} after its request, only when {others} "
                         "ended: served one after another, not side by side")
             waited = []
         why = observed
