@@ -1,6 +1,6 @@
 """``python -m conformance URL [URL …] [options]``: the suite against URLs, without writing pytest
-arguments. Every option of the pytest plugin is accepted (``--help`` lists them under
-"HTTP streaming conformance"); the exit code is the suite's (README, "Exit codes")."""
+arguments. Every option of the pytest plugin is accepted (``--help`` lists them, grouped, with the exit
+codes: ``usage.py``); the exit code is the suite's (README, "Exit codes")."""
 from __future__ import annotations
 
 import sys
@@ -34,7 +34,12 @@ FLAGS = {"--strict", "--insecure", "--follow-redirects", "-q", "-v", "-vv", "-x"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return int(pytest.main(pytest_args(sys.argv[1:] if argv is None else argv)))
+    argv = sys.argv[1:] if argv is None else argv
+    from conformance.usage import usage, wants_help
+    if wants_help(argv):   # the suite's own usage (pytest --help stays pytest's)
+        print(usage(), end="")
+        return 0
+    return int(pytest.main(pytest_args(argv)))
 
 
 if __name__ == "__main__":

@@ -126,6 +126,12 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
         buf = bytearray(READ_SIZE)
         while True:
             wait = min(timeout, start + deadline - time.monotonic())
+            if exchange.head_deadline and p.status is None:   # a head has a deadline of its own
+                left = t0 + exchange.head_deadline - time.monotonic()
+                if left <= 0:
+                    rec.end, rec.end_t = "head-deadline", time.monotonic() - t0
+                    break
+                wait = min(wait, left)
             if exchange.watch and p.status is not None:
                 left = t0 + exchange.watch - time.monotonic()
                 if left <= 0:
@@ -140,7 +146,9 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
                 n = sock.recv_into(buf)
             except (TimeoutError, socket.timeout):
                 watched = exchange.watch and p.status is not None and time.monotonic() >= t0 + exchange.watch
-                rec.end, rec.end_t = "watched" if watched else "timeout", time.monotonic() - t0
+                late = exchange.head_deadline and p.status is None and time.monotonic() >= t0 + exchange.head_deadline
+                rec.end = "watched" if watched else "head-deadline" if late else "timeout"
+                rec.end_t = time.monotonic() - t0
                 break
             t = time.monotonic() - t0
             if n == 0:
@@ -154,6 +162,10 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
                 rec.end, rec.end_t = "client-closed", t
                 break
             if p.ended_by or p.error:
+                break
+            if exchange.budget and rec.raw_bytes >= exchange.budget:   # far more than a stream explains
+                rec.end, rec.end_t = "budget", t
+                rec.framing_notes.append(f"the suite stopped reading after {rec.raw_bytes:,} bytes (its read budget)")
                 break
     except OSError as e:
         rec.end, rec.end_t = "reset", (time.monotonic() - t0) if t0 else None
@@ -171,7 +183,8 @@ def follow(url: str, exchange: Exchange, on_read, *, timeout: float, deadline: f
     if p.error and rec.status is None:
         rec.error = p.error
     elif rec.head_t is None and rec.error is None:
-        rec.error = f"no response head ({rec.end})"
+        rec.error = (f"no complete response head within {exchange.head_deadline:g} s ({rec.raw_bytes} bytes of it "
+                     "arrived)" if rec.end == "head-deadline" else f"no response head ({rec.end})")
     return rec, t0
 
 

@@ -294,7 +294,8 @@ def _judge_bytes(f: Free, first_only: bool, metrics: dict) -> Judgement:
         if first.silence >= m.hold_silence:
             return Judgement("warn", f"the body arrived in one release at {_ms(first.start)} after "
                              f"{_ms(first.silence)} of silence and was still open: {DECIDE}", metrics)
-        return Judgement("warn", f"the whole body ({size} bytes) arrived in one release {_ms(first.start)} after "
+        what = "the whole body" if f.ended else "the body, still open when the recording stopped,"
+        return Judgement("warn", f"{what} ({size} bytes) arrived in one release {_ms(first.start)} after "
                          f"the request: too short a stream to tell streaming from holding; {DECIDE}", metrics)
     held = [r for r in rels if r.silence >= m.hold_silence]
     if len(held) >= 2 and _equal_sizes(rels) and first.size >= 1024:

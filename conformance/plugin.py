@@ -143,6 +143,9 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
 def pytest_configure(config: pytest.Config) -> None:
     # JUnit testcases named by check ID and target, with the finding in the failure message.
     config.pluginmanager.import_plugin("conformance.report.junit_hooks")
+    # pytest -n N: one target per worker, one results.json from the controller (distributed.py)
+    if config.pluginmanager.has_plugin("xdist"):
+        config.pluginmanager.import_plugin("conformance.distributed")
     catalogue.load_all()
     bad = catalogue.unknown(config.option.check + config.option.skip_check)
     if bad:
@@ -222,6 +225,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    from conformance import distributed
+    if distributed.finish_session(session, exitstatus):   # pytest-xdist worker or controller
+        return
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
         return

@@ -100,6 +100,12 @@ class Exchange:
     # --watch: once the head has arrived, a body still open this long (s) after the request is
     # closed by the client and judged on what arrived (``end`` is "watched"): endless feeds are normal
     watch: float | None = None
+    # A response head not complete this long (s) after the request ends the recording (end
+    # "head-deadline"), however steadily its bytes trickle in: a head has a deadline of its own.
+    head_deadline: float | None = None
+    # Wire bytes read at most: a body longer than this is far more than a stream's profile
+    # explains; the client stops reading (end "budget") and what was kept is judged.
+    budget: int | None = None
 
 
 def request_headers(ep: Endpoint, ex: Exchange) -> list[tuple[str, str]]:
@@ -207,6 +213,8 @@ def _exchange(sock, ex, wire, conn, rec, timeout, deadline_at, progress) -> None
         state.finish()
     if rec.head_t is None and rec.error is None:
         rec.error = {"timeout": f"no response head within {timeout:g} s",
+                     "head-deadline": f"no complete response head within {ex.head_deadline or 0:g} s "
+                                      f"({rec.raw_bytes} bytes of it arrived)",
                      "deadline": "no response head before the recording's deadline",
                      "reset": "the connection was reset before a response head",
                      "closed": "the connection closed before a response head"}.get(
@@ -221,9 +229,15 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
     last_progress = t0
     monotonic = time.monotonic
     watch_at = t0 + ex.watch if ex.watch else None
+    head_at = t0 + ex.head_deadline if ex.head_deadline else None
     while True:
         now = monotonic()
         wait = min(timeout, deadline_at - now)
+        if head_at is not None and rec.head_t is None:
+            if now >= head_at:
+                state.stop("head-deadline", now - t0)
+                break
+            wait = min(wait, head_at - now)
         if watch_at is not None and ended_at is None and rec.head_t is not None:
             if now >= watch_at:
                 state.stop("watched", now - t0)
@@ -242,6 +256,8 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
         except (TimeoutError, socket.timeout):
             if watch_at is not None and ended_at is None and rec.head_t is not None and monotonic() >= watch_at:
                 state.stop("watched", monotonic() - t0)
+            elif head_at is not None and rec.head_t is None and monotonic() >= head_at:
+                state.stop("head-deadline", monotonic() - t0)
             elif ended_at is None:
                 state.stop("deadline" if monotonic() >= deadline_at else "timeout", monotonic() - t0)
             break
@@ -259,12 +275,20 @@ def _read(sock, ex, rec, state, timeout, deadline_at, progress) -> None:
         state.received(data, t)
         if ended_at is not None:
             rec.after_end_bytes += n
+            if ex.budget and rec.after_end_bytes >= ex.budget:
+                rec.framing_notes.append(f"the suite stopped listening after {rec.after_end_bytes:,} bytes "
+                                         "after the message (its read budget)")
+                break
             continue
         state.feed(data, t, buf)
         if rec.end is not None:
             ended_at = monotonic()
             if rec.end != "complete" or not ex.after_end_wait:
                 break
+        elif ex.budget and rec.raw_bytes >= ex.budget:
+            state.stop("budget", t, f"the suite stopped reading after {rec.raw_bytes:,} bytes (its read budget, "
+                       f"{ex.budget:,} bytes, is far more than a stream's profile explains)")
+            break
         if progress and now - last_progress > 1.0:
             last_progress = now
             progress(rec)

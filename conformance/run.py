@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance import SUITE_NAME, __version__, gate, redirects
+from conformance import SUITE_NAME, __version__, gate, redirects, settle
 from conformance.catalogue import Check, Finding
-from conformance.diagnosis import diagnose
+from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
 from conformance.scenarios import SCENARIOS, Context, order
 from conformance.target import Target
@@ -35,6 +35,7 @@ PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on 
 MAIN = "get"            # the recording most checks read: made first, alone
 SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
 SIDE_WATCH_MIN = 4.0    # s, and at least this long
+SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
 
 
 @dataclass
@@ -64,7 +65,14 @@ class TargetRun:
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._side_pool: ThreadPoolExecutor | None = None
+        self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
+        self.begun = False     # launched (or tried) in this process
+        # What the suite's last scenarios left the server working on (conformance.settle), and
+        # how the wait for a quiet server went before each recording made after it (by id).
+        self._left: str | None = None
+        self._settles: dict[int, settle.Settle] = {}
+        self._settle_lock = threading.Lock()
 
     @property
     def id(self) -> str:
@@ -89,6 +97,7 @@ class TargetRun:
 
     def launch(self) -> None:
         """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
+        self.begun = True
         if getattr(self.target, "app", None):   # --app: the user's app under a server (conformance/apps.py)
             from conformance import apps
             return apps.launch(self)
@@ -105,8 +114,10 @@ class TargetRun:
         except launcher.LaunchError as e:
             self.launch_error = str(e)
             return
-        path = b.path if self.target.count is None else f"/{self.target.count}"
+        path = b.url_path(self.target.count, self.run.options.time_scale)
         self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
+        if b.reference and self.server.origin_port:   # a built-in chain: its origin is the --reference
+            self.target.reference = f"http://{self.server.host}:{self.server.origin_port}{path}"
 
     def _follow_redirects(self) -> None:
         res = redirects.resolve(self.target.url, list(self.target.headers), timeout=self.read_timeout(),
@@ -142,14 +153,61 @@ class TargetRun:
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
-            first_futures = [self._pool.submit(self._record_after, n, list(previous)) for n in first]
-            exclusive_futures = [self._pool.submit(self._record_after, n, list(previous) + first_futures) for n in alone]
-            before = first_futures + exclusive_futures
-            shared_futures = [shared_pool.submit(self._record_after, n, before) for n in shared]
-            for n, future in zip(first + alone + shared, before + shared_futures):
+            first_futures: list[Future] = []
+            exclusive_futures: list[Future] = []
+            shared_futures: list[Future] = []
+            for n in first + alone + shared:   # each known as soon as it is submitted (see recorded)
+                if n == MAIN:
+                    future = self._pool.submit(self._record_after, n, list(previous))
+                    first_futures.append(future)
+                elif n in alone:
+                    future = self._pool.submit(self._record_after, n, list(previous) + first_futures)
+                    exclusive_futures.append(future)
+                elif width > 1:
+                    future = shared_pool.submit(self._record_after, n, first_futures + exclusive_futures)
+                    shared_futures.append(future)
+                else:   # run by _run_shared below, one at a time or sharing an endless stream's window
+                    future = Future()
+                    self._placeholders.append(future)
+                    shared_futures.append(future)
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
-            previous = before + shared_futures
+            if width == 1 and shared:
+                self._pool.submit(self._run_shared, shared, shared_futures, first_futures + exclusive_futures)
+            previous = first_futures + exclusive_futures + shared_futures
+
+    def _run_shared(self, names: list[str], futures: list[Future], before: list[Future]) -> None:
+        """Record the shared scenarios one after another; or, when the main GET was an endless
+        stream and the concurrent streams showed that the server serves several at once, side by
+        side, so that they share one watch window (a run against an endless feed then takes
+        about two windows, not one per scenario)."""
+        futures_wait(before)
+        if self._shares_window():
+            with ThreadPoolExecutor(len(names), thread_name_prefix=f"rec-{self.id}-shared") as pool:
+                for n, f in zip(names, futures):
+                    pool.submit(self._fill, n, f)
+        else:
+            for n, f in zip(names, futures):
+                self._fill(n, f)
+
+    def _fill(self, scenario: str, future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self._record(scenario))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the recording
+            future.set_exception(e)
+
+    def _shares_window(self) -> bool:
+        main, conc = self._futures.get(MAIN), self._futures.get("concurrent")
+        if main is None or conc is None:
+            return False
+        rec, result = self.recorded(MAIN), self.recorded("concurrent")
+        if getattr(rec, "end", None) != "watched" or result is None:
+            return False
+        heads = [s for s in getattr(result, "streams", []) if s.rec is not None and s.rec.head_t is not None
+                 and s.rec.head_t < SHARED_HEAD_S]
+        return len(heads) >= 2
 
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
@@ -182,14 +240,31 @@ class TargetRun:
         return min(full, max(SIDE_WATCH_MIN, enough))
 
     def recorded(self, scenario: str):
-        """Another scenario's record of this target (waiting for it), or None if not run."""
+        """Another scenario's finished record of this target (its first round), waited for; None
+        when it is not recorded in this run or its recording failed. Scenarios run in order, so
+        a scenario only waits for one submitted before it."""
         future = self._futures.get(scenario)
-        return None if future is None else self._wait(future, scenario)
+        if future is None:
+            return None
+        futures_wait([future])
+        if future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
 
     def _record(self, scenario: str):
         if self.run.stopping.is_set():
             return Recording(scenario, self.target.url or "", error="the run was interrupted")
+        headless = self._headless(scenario)
+        if headless is not None:
+            return headless
+        quiet = self._settle()
         rec = SCENARIOS[scenario].run(self.context())
+        left = settle.left_behind(scenario, rec)
+        with self._settle_lock:
+            if quiet is not None:
+                self._settles[id(rec)] = quiet
+            if left:
+                self._left = left
         if scenario == MAIN:
             self.target.resolve(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
@@ -197,6 +272,35 @@ class TargetRun:
                 free = self.target.delivery(rec).free
                 self.target.pace_s = pace(free) if free is not None else None
         return rec
+
+    def _headless(self, scenario: str) -> Recording | None:
+        """Fail fast: once the main GET has shown the target cannot produce a response head in
+        time (connected, but no head by its deadline or idle timeout), the other scenarios are
+        not each made to wait their full deadline: they get the GET's reason."""
+        main = self._futures.get(MAIN)
+        if scenario == MAIN or main is None or not main.done() or main.cancelled() or main.exception() is not None:
+            return None
+        get = main.result()
+        if getattr(get, "head_t", 0) is None and getattr(get, "end", None) in ("timeout", "deadline", "head-deadline"):
+            return Recording(scenario, self.target.url or "", error=get.error)
+        return None
+
+    def _settle(self) -> settle.Settle | None:
+        """Wait for a quiet server when an earlier scenario left it work (conformance.settle);
+        scenarios recorded side by side wait once, together."""
+        with self._settle_lock:
+            left, self._left = self._left, None
+            if not left:
+                return None
+            rtt = None
+            main = self._futures.get(MAIN)
+            if main is not None and main.done() and not main.cancelled() and main.exception() is None:
+                rtt = getattr(main.result(), "connect_s", None)
+            return settle.wait_for_quiet(self.context(), left, self.settle_at_most(), rtt)
+
+    def settle_at_most(self) -> float:
+        """How long the suite waits for a quiet server (s) before recording anyway."""
+        return max(30.0, 2 * self.read_timeout() + self.target.expected_span())
 
     def recording(self, scenario: str) -> Recording | None:
         if self.launch_error:
@@ -243,7 +347,7 @@ class TargetRun:
     def run_check(self, check: Check) -> Finding:
         """Judge one check and keep its result (the pytest test calls this). Under --repeat,
         each recording is judged and the majority verdict kept (``gate.majority``)."""
-        self.run.ensure_started()
+        self.run.ensure_started(self)
         if self.skip_reason:
             finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
             self.run.add_result(self, check, finding, None)
@@ -252,8 +356,9 @@ class TargetRun:
         # Another scenario's check is judged beside the GET (when recorded): only a target not
         # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
         gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
-        findings = [check.judge(rec, self.target, self.run.options.strict,
-                                get=gets[i if len(gets) == len(recs) else 0] if gets else None)
+        findings = [settle.busy_finding(check.judge(rec, self.target, self.run.options.strict,
+                                                    get=gets[i if len(gets) == len(recs) else 0] if gets else None),
+                                        check, rec, self._settles.get(id(rec)))
                     for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
@@ -266,6 +371,8 @@ class TargetRun:
     def stop(self) -> None:
         # Not waiting: a recording still running ends by itself once its server is gone.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for f in self._placeholders:   # never started: nothing waits on them forever
+            f.cancel()
         if self._side_pool:
             self._side_pool.shutdown(wait=False, cancel_futures=True)
         if self.server:
@@ -283,6 +390,8 @@ class Run:
         self.stopping = threading.Event()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
+        # pytest-xdist: the targets this process records (None: all); see distributed.py
+        self.owned: set[str] | None = None
         self._lock = threading.Lock()
         # --baseline: {(target, check): verdict} of a previous run (gate.BaselineError if unusable)
         self.baseline = gate.load_baseline(options.baseline) if options.baseline else None
@@ -294,8 +403,11 @@ class Run:
     def started(self) -> bool:
         return self.started_at is not None
 
-    def ensure_started(self) -> None:
+    def ensure_started(self, trun: TargetRun | None = None) -> None:
         if self.started:
+            if trun is not None and not trun.begun:   # another process's target, moved here
+                trun.launch()
+                trun.begin_recording()
             return
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
         if threading.current_thread() is threading.main_thread():
@@ -303,9 +415,10 @@ class Run:
             signal.signal(signal.SIGTERM, _raise_interrupt)
         # All servers first, then all recordings: starting a Python server costs CPU that would
         # otherwise land in the middle of other targets' timed streams.
-        for t in self.targets:
+        mine = [t for t in self.targets if self.owned is None or t.id in self.owned or t is trun]
+        for t in mine:
             t.launch()
-        for t in self.targets:
+        for t in mine:
             t.begin_recording()
 
     def stop(self) -> None:
@@ -354,13 +467,15 @@ class Run:
     def diagnosis(self, trun: TargetRun) -> list:
         """The distinct causes behind the target's findings (``conformance.diagnosis``); the
         findings they explain get a ``cause`` index into the list."""
-        headers = []
-        fut = trun._futures.get(MAIN)
-        if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
-            headers = getattr(fut.result(), "headers", None) or []
+        recs = {}
+        for scenario in (MAIN, "chain"):
+            fut = trun._futures.get(scenario)
+            if fut and fut.done() and not fut.cancelled() and fut.exception() is None:
+                recs[scenario] = fut.result()
+        evidence = evidence_of(recs.get(MAIN), trun.target, recs.get("chain"))
         with self._lock:
             mine = [r for r in self.results if r["target"] == trun.id]
-            return diagnose(mine, headers)
+            return diagnose(mine, evidence=evidence)
 
     def results_document(self) -> dict:
         duration = time.monotonic() - self.started_at if self.started_at else 0.0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from conformance.recorder import Exchange, record
+from conformance.recording import RAW_KEEP
 from conformance.target import Target
 
 # After a HEAD response's head, keep listening for bytes that must not come. A server that runs
@@ -21,13 +22,24 @@ from conformance.target import Target
 # ends early when the server closes the connection.
 HEAD_LISTEN_S = 0.5
 WATCH_S = 30.0
+# Whole-run bounds against hostile servers. A head must be complete within its own deadline:
+# twice the idle timeout, at least HEAD_DEADLINE_MIN s (a head trickled a byte at a time never
+# trips the idle timeout). A body is read up to READ_BUDGET wire bytes: sixteen times what a
+# recording keeps of it (RAW_KEEP), far more than any stream's profile needs to be judged.
+HEAD_DEADLINE_MIN = 10.0
+READ_BUDGET = 16 * RAW_KEEP
 
 
-def head_listen_s(target, get=None) -> float:
+def head_deadline(timeout: float) -> float:
+    return max(2 * timeout, HEAD_DEADLINE_MIN)
+
+
+def head_listen_s(target, get=None, watch: float | None = None) -> float:
     """How long the HEAD recording listens after the head (s), for this target: across the
     known schedule and two intervals more; without a schedule, as long as the GET's body took
     (``get``, its recording) and a second more; at least HEAD_LISTEN_S, at most the watch."""
-    watch = target.watch_s() if hasattr(target, "watch_s") else (getattr(target, "watch", None) or WATCH_S)
+    if watch is None:
+        watch = target.watch_s() if hasattr(target, "watch_s") else (getattr(target, "watch", None) or WATCH_S)
     if target.interval is not None:
         span = target.expected_span() + 2 * target.interval
     else:
@@ -50,9 +62,12 @@ class Context:
     recorded: Callable[[str], Any] | None = None   # another scenario's record of this target, by name
 
     def exchange(self, exchange: Exchange) -> Exchange:
-        """The exchange as sent: the target's own headers (``--header``) first, and the watch."""
+        """The exchange as sent: the target's own headers (``--header``) first, the watch, the
+        head's deadline and the read budget."""
         return replace(exchange, headers=list(self.target.headers) + list(exchange.headers),
-                       watch=self.watch if exchange.watch is None else exchange.watch)
+                       watch=self.watch if exchange.watch is None else exchange.watch,
+                       head_deadline=exchange.head_deadline or head_deadline(self.timeout),
+                       budget=exchange.budget or READ_BUDGET)
 
     def record(self, exchange: Exchange, url: str | None = None, **kw):
         ex = self.exchange(exchange)
@@ -95,7 +110,7 @@ register(exchange("get", "GET over HTTP/1.1"))
 register(exchange("get-http10", "GET over HTTP/1.0", http_version="1.0"))
 register(Scenario("head", "HEAD over HTTP/1.1, listening across the producer's schedule after the head",
                   lambda ctx: ctx.record(Exchange("head", "HEAD", after_end_wait=head_listen_s(
-                      ctx.target, ctx.recorded("get") if ctx.recorded else None)))))
+                      ctx.target, ctx.recorded("get") if ctx.recorded else None, ctx.watch)))))
 
 
 def order(name: str) -> int:

@@ -11,6 +11,7 @@ Run as ``python -m targets.controls MODE 127.0.0.1:PORT`` (interval = 1 s × tim
 from __future__ import annotations
 
 import re
+import select
 import socket
 import sys
 import threading
@@ -38,7 +39,11 @@ MODES = {
     "close-delimited": "an HTTP/1.1 response without Content-Length or chunked, ended by closing the connection",
     "http10-te": "answers an HTTP/1.0 request with Transfer-Encoding: chunked",
     "no-content-type": "sends no Content-Type",
+    "serial-held": "handles one connection at a time (no threads), holds its countdown to the end, and keeps "
+                   "writing for six intervals after a client leaves (a single-threaded server, a blocking "
+                   "generator under an ASGI bridge)",
 }
+AFTER_LEAVE = 6   # serial-held: intervals its producer writes on after the client left
 
 
 def countdown_schedule(count: int, interval: float) -> list[tuple[float, bytes]]:
@@ -73,6 +78,8 @@ class Exchange:
             return True
         writes = countdown_schedule(int(m.group(1)), self.interval)
         mode = self.mode
+        if mode == "serial-held" and method == "GET":
+            return self.held_serially(writes, version)
         ctype = [] if mode == "no-content-type" else [("Content-Type", "text/html; charset=utf-8")]
         if method == "HEAD":
             if mode == "head-body":
@@ -131,6 +138,26 @@ class Exchange:
             self.sock.sendall(b"0\r\n\r\n")
         return True
 
+    def held_serially(self, writes, version: str) -> bool:
+        """serial-held: the producer runs its whole schedule without looking at the client, then
+        the whole body goes out with a Content-Length. A client that left meanwhile is noticed
+        only then, and the producer writes on into the void for AFTER_LEAVE intervals (nothing
+        else is served meanwhile: one connection at a time)."""
+        body = b"".join(p for _, p in writes)
+        time.sleep(writes[-1][0])
+        if client_gone(self.sock):
+            for _ in range(AFTER_LEAVE):
+                time.sleep(self.interval)
+                try:
+                    self.sock.send(b"<li>still writing</li>")
+                except OSError:
+                    pass
+            return False
+        close = [("Connection", "close")] if version == "1.0" else []
+        self.sock.sendall(self.head([("Content-Type", "text/html; charset=utf-8"),
+                                     ("Content-Length", str(len(body)))] + close) + body)
+        return version != "1.0"
+
     def timed(self, writes, encode) -> None:
         """Send each piece at its scheduled time after the request."""
         start = time.monotonic()
@@ -141,6 +168,15 @@ class Exchange:
             if delay > 0:
                 time.sleep(delay)
             self.sock.sendall(encode(piece))
+
+
+def client_gone(sock: socket.socket) -> bool:
+    """Whether the client has closed its side (an end of stream waits to be read) or reset it."""
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+        return bool(ready) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def serve_requests(sock: socket.socket, answer) -> None:
@@ -176,11 +212,14 @@ def main(argv: list[str]) -> None:
         sys.exit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     host, port = address.rsplit(":", 1)
     interval = 1.0 * factor()
-    listener = socket.create_server((host, int(port)))
+    listener = socket.create_server((host, int(port)), backlog=64)
     print(f"control {mode} on http://{host}:{port}/", flush=True)
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve_connection, args=(mode, conn, interval), daemon=True).start()
+        if mode == "serial-held":   # one at a time: the next connection waits in the backlog
+            serve_connection(mode, conn, interval)
+        else:
+            threading.Thread(target=serve_connection, args=(mode, conn, interval), daemon=True).start()
 
 
 if __name__ == "__main__":

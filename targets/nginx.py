@@ -46,9 +46,10 @@ def find_nginx() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path=SBIN)
 
 
-def config(listen: str, upstream_port: int, tmp: Path, variant: str) -> str:
+def config(listen: str, upstream_port: int, tmp: Path, variant: str, extra: str | None = None) -> str:
+    """nginx.conf for VARIANT; ``extra`` (http-level directives) in place of the variant's own."""
     mime = "/etc/nginx/mime.types"
-    extra = VARIANTS[variant][1]
+    extra = VARIANTS[variant][1] if extra is None else extra
     return f"""\
 # written by targets/nginx.py for the conformance suite (variant: {variant})
 daemon off;

@@ -28,6 +28,17 @@ class Builtin:
     # parallelism never changes a verdict. URL targets always get 1.
     parallel_scenarios: int = 1
     insecure: bool = False  # a certificate the target made itself: trusted for this target only
+    # A chain's origin: the target was given a second port ({origin_port} in argv) where the
+    # origin behind its chain answers the same path; the suite records it as the --reference.
+    reference: bool = False
+
+    def url_path(self, count: int | None, time_scale: float = 1.0) -> str:
+        """The path the suite asks for: ``path``, or ``/COUNT`` when a count is given; a path with
+        ``{count}`` and ``{interval}`` (the probe's) gets them filled in (the interval scaled)."""
+        if "{" not in self.path:
+            return self.path if count is None else f"/{count}"
+        interval = (self.interval or 1.0) * time_scale
+        return self.path.format(count=count or DEFAULT_COUNT, interval=f"{interval:g}")
 
     def missing(self) -> str | None:
         """None when everything the target needs is installed, else what is missing and the hint."""
@@ -60,8 +71,9 @@ for _mode, _what in MODES.items():
 DEFAULT_TARGETS = ("webpy-seed", "webpy")
 
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
-# the server/proxy matrix and the delivery-condition controls.
-for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams"):
+# the server/proxy matrix, the delivery-condition controls, the real-stream and client controls, the built-in chains.
+for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams",
+                "targets.client_controls", "targets.chains"):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:

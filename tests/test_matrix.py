@@ -31,7 +31,10 @@ WIRE = [c for c in CHECKS if not c.startswith("browser.")
 
 HELD = {  # a proxy that holds the small countdown to its end
     "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-    "delivery.http10": "warn", "delivery.gzip": "warn", "client.httpx": "warn",
+    "delivery.http10": "warn", "delivery.compressed": "fail",
+    "client.httpx": "warn", "client.requests": "warn", "client.node-fetch": "warn",
+    # nginx (postpone_output) sends the head with the first body bytes, both at the end
+    "delivery.head-early": "warn",
     # the response is complete before the client can go away after its first bytes
     "delivery.disconnect": "skip",
 }
@@ -74,7 +77,8 @@ DIFFERENCES: dict[str, dict] = {
     # with a 500: nothing can be judged (delivery.disconnect included: its own GET got the 500
     # too, so it is error before it is a skip for the seed's unlogged pieces)
     "webpy-seed-waitress": {**{c: "error" for c in CHECKS},
-                            "client.httpx": ("warn", "error")},
+                            "client.httpx": ("warn", "error"), "client.requests": ("warn", "error"),
+                            "client.node-fetch": ("warn", "error")},
 }
 # delivery.concurrent: nine streams at once (five countdowns, the holder page and its iframes).
 # The servers that serialise them fail at any pace; they run at 100 ms, as each stream waits for
@@ -108,9 +112,9 @@ def judge_all(names, checks, report_dir, scale=TIME_SCALE) -> dict:
     try:
         run.ensure_started()
         judged = {(t.id, c): t.run_check(CHECKS[c]) for t in run.targets for c in checks}
-        # the get-gzip scenario's record may hold several exchanges: its primary is the GET
-        extra = {t.id: {"gzip": getattr(t.recording("get-gzip"), "primary", t.recording("get-gzip"))
-                        if "get-gzip" in t.scenarios else None,
+        # the get-compressed scenario's record holds several exchanges: its primary is the GET
+        extra = {t.id: {"gzip": getattr(t.recording("get-compressed"), "primary", t.recording("get-compressed"))
+                        if "get-compressed" in t.scenarios else None,
                         "skip": t.skip_reason, "stderr": t.server.stderr() if t.server else ""}
                  for t in run.targets}
         return {"judged": judged, "extra": extra}

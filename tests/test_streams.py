@@ -140,3 +140,12 @@ def test_a_number_at_the_end_of_a_stream_url_is_not_a_countdown_length(profile):
     t = Target("t", "http://h/events/5", profile, None)
     assert t.countdown_length is None
     assert Target("t", "http://h/5", "countdown", 1.0).countdown_length == 5
+
+
+def test_expect_bursts_still_counts_without_a_schedule(tmp_path):
+    """--expect-bursts is a floor on separate releases under the schedule-free rule too: 30 lines
+    100 ms apart cannot make 50 separate releases."""
+    code, doc, _, out = run_url("ndjson-lines", tmp_path, "--check", "delivery.progressive", "--expect-bursts", "50")
+    progressive = next(r for r in doc["results"] if r["check"] == "delivery.progressive")
+    assert code == 1 and progressive["verdict"] == "fail", out
+    assert "--expect-bursts asks for at least 50" in progressive["observed"]

@@ -3,7 +3,9 @@
 A target's row lists the checks whose verdict differs from the stream control's (every MUST and
 SHOULD passes, ``delivery.chunk-per-write`` is ``info``). Each check appears as ``fail``/``warn``
 on at least one control and as ``pass`` on ``control-stream``: that is what shows every check
-able to fail and able to pass (``test_every_check_can_pass_and_fail``).
+able to fail and able to pass (``test_every_check_can_pass_and_fail``). The client checks' SSE and
+NDJSON controls (``targets/client_controls.py``: random gaps, a held SSE stream, a client's read
+size) run at their own pace in ``tests/test_clients.py``.
 """
 from conformance.catalogue import CHECKS, INFO, load_all
 
@@ -22,6 +24,10 @@ CONDITIONS_OK = {"delivery.large-body": "pass", "delivery.disconnect": "pass"}
 # A held body fails under every condition that reads it: gzip (not compressed: the plain body),
 # several streams at once.
 HELD = {"delivery.compressed": "fail", "delivery.concurrent": "fail"}
+# A held body is held for every client as its users run it (httpx, requests, Node's fetch).
+CLIENTS_HELD = {"client.httpx": "warn", "client.requests": "warn", "client.node-fetch": "warn"}
+# Broken framing that every client refuses (each names the framing fault behind its error).
+CLIENTS_REFUSE = dict(CLIENTS_HELD)
 
 DIFFERENCES: dict[str, dict[str, str]] = {
     "control-stream": {},
@@ -35,30 +41,34 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "framing.head-no-body": "fail",
         "framing.content-type": "warn",   # text/html without a charset
         "client.httpx": "warn",           # httpx (h11 inside) rejects the doubled Transfer-Encoding
+        # requests and Node's fetch read it: the body is chunked once, only the header is doubled
     },
     "control-buffered": {
         "delivery.head-early": "warn",   # head and body sent together at the end
         "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn", **HELD,
-        "client.httpx": "warn", "framing.chunked-once": "skip", "framing.no-te-with-cl": "skip", "framing.chunk-syntax": "skip",
+        **CLIENTS_HELD, "framing.chunked-once": "skip", "framing.no-te-with-cl": "skip", "framing.chunk-syntax": "skip",
     },
     "control-late-body": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                         "client.httpx": "warn", **HELD},
+                         **CLIENTS_HELD, **HELD},
     "control-two-bursts": {"delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                          "client.httpx": "warn", **HELD},
+                          **CLIENTS_HELD, **HELD},
     "control-stall": {"delivery.cadence": "warn"},
-    "control-te-and-cl": {"framing.no-te-with-cl": "fail"},
-    "control-chunked-twice": {"framing.strict-parse": "fail", "framing.chunked-once": "fail", "client.httpx": "warn"},
+    # Node's fetch (llhttp) refuses Content-Length beside Transfer-Encoding; httpx and requests read it
+    "control-te-and-cl": {"framing.no-te-with-cl": "fail", "client.node-fetch": "warn"},
+    # httpx refuses it; requests and Node's fetch decode chunked once and hand the inner framing on as content
+    "control-chunked-twice": {"framing.strict-parse": "fail", "framing.chunked-once": "fail", **CLIENTS_REFUSE},
     "control-chunked-not-last": {"framing.strict-parse": "fail", "framing.chunked-once": "fail",
                                  "framing.complete": "fail", "framing.chunk-syntax": "skip",
                                  "framing.self-delimited": "warn",   # gzip last: only a close could end it
-                                 "client.httpx": "warn",
+                                 # httpx refuses it, Node's fetch waits for the close; requests reads it as chunked
+                                 "client.httpx": "warn", "client.node-fetch": "warn",
                                  "framing.persistent-reuse": "skip"},
     "control-bad-chunk-size": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "framing.complete": "fail",
-                               "client.httpx": "warn",
+                               **CLIENTS_REFUSE,
                                "framing.persistent-reuse": "skip"},
-    "control-bad-chunk-crlf": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "client.httpx": "warn"},
+    "control-bad-chunk-crlf": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", **CLIENTS_REFUSE},
     "control-truncated": {"framing.strict-parse": "fail", "framing.chunk-syntax": "fail", "framing.complete": "fail",
-                          "client.httpx": "warn",
+                          **CLIENTS_REFUSE,
                           "framing.persistent-reuse": "skip"},
     "control-head-body": {"framing.head-no-body": "fail"},
     # the HEAD's head at once, a stray last-chunk when the GET schedule would end
@@ -76,11 +86,12 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "asgi-hypercorn-h2": {"delivery.h2": "pass",
                           # hypercorn lets the app write once more after a failed write before it raises
                           "delivery.disconnect": "warn"},
-    "control-h2-buffered": {"delivery.head-early": "warn", "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",
-                            "client.httpx": "warn", "delivery.h2": "warn", **HELD, "delivery.http10": "warn"},
+    "control-h2-buffered": {"delivery.head-early": "warn", "delivery.first-byte": "fail", "delivery.progressive": "fail",
+                            "delivery.cadence": "warn", **CLIENTS_HELD, "delivery.h2": "warn", **HELD, "delivery.http10": "warn"},
     # delivery under real conditions (targets/conditions.py): one fault each
     "control-gzip-stream": dict(CONDITIONS_OK),   # gzip decoded read by read still streams
-    "control-gzip-buffered": {**CONDITIONS_OK, "delivery.compressed": "fail"},
+    # every client asks for gzip by default and gets the held body; the finding says it is held under gzip
+    "control-gzip-buffered": {**CONDITIONS_OK, "delivery.compressed": "fail", **CLIENTS_HELD},
     "control-http10-buffered": {**CONDITIONS_OK, "delivery.http10": "warn"},
     # one connection at a time: every stream waits for the one before; it says Connection: close
     "control-serial": {**CONDITIONS_OK, "delivery.concurrent": "fail", "framing.persistent-reuse": "skip"},

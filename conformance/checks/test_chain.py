@@ -71,6 +71,6 @@ def test_chain(chain, target):
                         f"{pre}max_held_events": round(c.worst.held / c.interval, 2) + 0.0 if c.matched and c.interval else None,
                         f"{pre}held_ms": [round(h * 1000, 1) + 0.0 for h in c.held()[:50]],
                         f"{pre}origin_bursts": c.origin_bursts, f"{pre}target_bursts": c.target_bursts,
-                        f"{pre}merged_bursts": c.merged})
+                        f"{pre}merged_bursts": c.merged, f"{pre}ok": c.ok})
     return (passed if all(c.ok for c in done) else failed)(observed, expected, limit_ms=round(limit.limit * 1000, 1),
                                                           **metrics)

@@ -1,48 +1,233 @@
 """Clients — what the programs users run actually get.
 
 A stream that is correct on the wire can still fail for real clients: httpx (under many Python
-SDKs, LLM clients among them) rejects framing that browsers and curl let through.
+SDKs, LLM clients among them) rejects framing that browsers and curl let through; a client's
+own default Accept-Encoding gets a compressed answer that a gzip layer holds; a client's default
+read size waits for bytes that the server sent long ago. Each client check reads the target as
+that client's users do (``conformance/clients.py``) and judges when each event, line or piece
+reached the *caller* with the suite's own delivery judges (``delivery.first-byte``,
+``delivery.progressive``, their margins in ``conformance.timing``). When the caller's view is
+held, the finding says where: in the client (its own socket got the bytes on time), under the
+content coding the client asked for (the raw recorder's identity GET streams), or in the server.
 """
+import re
+import statistics
+
 from conformance.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
-from conformance.clients import record_httpx  # noqa: F401  (registers the "httpx" scenario)
+from conformance.checks.test_delivery_conditions import ms, streams_on_time
+from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
+from conformance.codings import content_codings
 from conformance.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
 
-# What h11 (inside httpx) says, and which framing finding explains it.
+# What a client's parser says, and which framing finding explains it.
 EXPLANATIONS = [
     ("multiple Transfer-Encoding", "framing.chunked-once: the response sends Transfer-Encoding more than once"),
     ("Only Transfer-Encoding: chunked", "framing.chunked-once: a coding other than a single chunked"),
     ("chunk header", "framing.chunk-syntax: a chunk-size line is malformed"),
     ("chunk footer", "framing.chunk-syntax: chunk data is not followed by CRLF"),
     ("incomplete chunked read", "framing.complete: the connection closed before the last-chunk"),
+    ("InvalidChunkLength", "framing.chunk-syntax: a chunk-size line is malformed"),
+    ("HPE_INVALID_CHUNK_SIZE", "framing.chunk-syntax: a chunk-size line is malformed"),
+    ("HPE_STRICT", "framing.chunk-syntax: chunk data is not followed by CRLF"),
+    ("HPE_INVALID_TRANSFER_ENCODING", "framing.chunked-once: chunked is not the single, final coding"),
+    ("HPE_UNEXPECTED_CONTENT_LENGTH", "framing.no-te-with-cl: Content-Length beside Transfer-Encoding"),
     ("peer closed connection", "framing.complete: the connection closed before the body's end"),
+    ("other side closed", "framing.complete: the connection closed before the body's end"),
+    ("Response ended prematurely", "framing.complete: the connection closed before the body's end"),
     ("Content-Length", "framing.no-te-with-cl or a bad Content-Length"),
     ("ReadTimeout", "framing.complete: the body did not end within the read timeout"),
+    ("Read timed out", "framing.complete: the body did not end within the read timeout"),
+    ("no data for", "framing.complete: the body did not end within the read timeout"),
+    ("text/event-stream", "framing.content-type: the Content-Type is not text/event-stream"),
 ]
 
 
-def explain(error: str) -> str:
+def header_fault(rec) -> str | None:
+    """A framing fault the response's own head shows."""
+    te = rec.header_list("transfer-encoding")
+    lines = rec.header_values("transfer-encoding")
+    if te.count("chunked") > 1:
+        if len(lines) > 1:
+            return (f"framing.chunked-once: Transfer-Encoding is sent on {len(lines)} header lines "
+                    f"({' / '.join(lines)}), which together apply chunked {te.count('chunked')} times")
+        return f"framing.chunked-once: Transfer-Encoding: {', '.join(te)} applies chunked twice"
+    if te and te[-1] != "chunked":
+        return (f"framing.chunked-once: Transfer-Encoding: {', '.join(te)} does not end in chunked, so the body "
+                "can only end with the connection")
+    if te and rec.header_values("content-length"):
+        return "framing.no-te-with-cl: Content-Length beside Transfer-Encoding"
+    return None
+
+
+def explain(error: str, rec=None) -> str:
+    """Which framing or coding fault is behind a client's error."""
+    found = header_fault(rec) if rec is not None else None
+    if "decod" in error.lower() and rec is not None:
+        codings = ", ".join(content_codings(rec)) or "none"
+        return (f"the content coding (Content-Encoding: {codings}) could not be decoded"
+                + (f"; {found}" if found else ": the encoded bytes are not a valid stream of that coding"))
+    if found:
+        return found
     for needle, why in EXPLANATIONS:
         if needle.lower() in error.lower():
             return why
     return "see the framing checks of this target"
 
 
-@check("client.httpx", SHOULD, "suite rule (RFC 9112)",
-       "httpx, the Python client under many SDKs, reads the whole response, and its raw pieces "
-       "arrive progressively (iter_raw).", scenario="httpx", needs_success=False)
-def test_httpx(rec, target):
-    """httpx reads the whole response and sees it arrive progressively."""
+UNITS = {"sse": "events", "ndjson": "lines"}
+
+
+def _lags(run, target) -> dict:
+    """Per event: how long after the client's own transport (``hold``) and after the raw recorder
+    (``raw``) it reached the caller, in seconds (lists over the events both saw)."""
+    times = run.event_times()
+    caller = times.get("caller", [])
+    out = {}
+    for key, other in (("hold", times.get("wire")), ("raw", times.get("raw"))):
+        if other:
+            out[key] = [c - o for c, o in zip(caller, other) if c is not None and o is not None]
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000) + 0:d} ms"   # + 0: no "-0 ms"
+
+
+def _lag_text(values: list[float], what: str) -> str:
+    return (f"{what}: median {_ms(statistics.median(values))}, max {_ms(max(values))} over {len(values)} "
+            "events") if values else ""
+
+
+CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]{1,16}(;[^\r\n]*)?\r\n")
+
+
+def _read_anyway(rec) -> tuple[bool, str]:
+    """A client that read a response whose head shows a framing fault: (the content it handed on
+    is wrong, what to say). Chunked applied twice and decoded once leaves the inner chunk framing
+    in what the caller gets."""
+    fault = header_fault(rec)
+    if fault is None:
+        return False, ""
+    if rec.header_list("transfer-encoding").count("chunked") > 1 and CHUNK_LINE.match(rec.body):
+        return True, (f"it read the response without an error although {fault}, decoded chunked once and handed "
+                      f"the inner chunk framing to the caller as content (it starts {rec.body[:24]!r})")
+    return False, f"; it read the response although {fault}"
+
+
+def _lag_metrics(lags: dict) -> dict:
+    m = {}
+    for key, name in (("hold", "client_hold"), ("raw", "lag_vs_raw")):
+        values = lags.get(key)
+        if values:
+            m[f"{name}_median_s"] = round(statistics.median(values), 4)
+            m[f"{name}_max_s"] = round(max(values), 4)
+    return m
+
+
+def _where_held(run, target, name: str) -> str:
+    """Why the caller's view is held: the client, the content coding it asked for, or the server."""
+    rec = run.primary
+    codings = content_codings(rec)
+    wire, note = run.plain_wire()
+    lags = _lags(run, target)
+    if wire is not None and wire.pieces:
+        wire_verdict, wire_seen, _ = streams_on_time(wire, target)
+        if wire_verdict == "pass":
+            held = _lag_text(lags.get("hold", []), "held in the client")
+            return ("the client holds it, not the server: the bytes reached the socket of " + name + " on time"
+                    + (f" ({held})" if held else "") + (f". {run.hint}" if run.hint else ""))
+    ref = run.reference
+    ref_ok = None
+    if ref is not None and 200 <= (ref.status or 0) < 300:
+        ref_verdict, ref_seen, _ = streams_on_time(ref, target)
+        ref_ok = None if ref_verdict == "warn" else ref_verdict == "pass"
+    asked = run.request_header("accept-encoding")
+    if codings:
+        coding = ", ".join(codings)
+        under = (f"the hold is under {coding}: asked with {name}'s default Accept-Encoding: {asked or '(none)'}, "
+                 f"the server answered Content-Encoding: {coding} and its encoded bytes came held")
+        if ref_ok:
+            return under + ("; the same URL read with Accept-Encoding: identity (the raw recorder's GET) streams, so "
+                            "the compressing layer holds it (it must flush each write; delivery.compressed judges it)")
+        if ref_ok is False:
+            return under + "; the raw recorder's identity GET is held too, so the server holds it as well"
+        return under + "; no identity GET was recorded to compare with" + (f" ({note})" if note else "")
+    if ref_ok is False:
+        return "the server (or a hop before the client) holds it: the raw recorder's GET is held as well (delivery.progressive)"
+    if ref_ok and wire is None:
+        return ("the client holds it, not the server: the raw recorder's GET of the same URL streams"
+                + (f". {run.hint}" if run.hint else ""))
+    if ref_ok:
+        return "the raw recorder's GET of the same URL streams; this client's exchange was held on the way"
+    return run.hint or "no raw recording was made to compare with"
+
+
+def judge_client(run, target, name: str) -> Finding:
+    """A client read the whole response, and each event reached the caller on time."""
+    if run.skip:
+        return skipped(run.skip)
+    rec = run.primary
+    if rec.error:
+        return Finding("error", rec.error)
+    units = UNITS.get(target.profile, "pieces")
+    how = f"{run.client}, {run.api}"
+    asked = run.request_header("accept-encoding")
+    codings = content_codings(rec)
+    got = f"Content-Encoding: {', '.join(codings)}" if codings else "no Content-Encoding"
+    heads = f"asked Accept-Encoding: {asked or '(not sent)'}, got {got}"
+    count = len(target.delivery(rec).found_groups) if rec.pieces else 0
+    read = f"{count} {units}" if units != "pieces" else f"{rec.body_bytes} bytes in {len(rec.pieces)} pieces"
+    metrics = dict(client=run.client, content_encoding=", ".join(codings) or "identity",
+                   caller_pieces=len(rec.pieces), body_bytes=rec.body_bytes)
     if rec.strict_error:
-        return failed(f"httpx raised {rec.strict_error} after {rec.body_bytes} body bytes; cause: "
-                      f"{explain(rec.strict_error)}", "httpx reads the whole response")
+        return failed(f"{how} ({heads}) raised {rec.strict_error} after {rec.body_bytes} body bytes; cause: "
+                      f"{explain(rec.strict_error, rec)}", f"{name} reads the whole response", **metrics)
     if not 200 <= (rec.status or 0) < 300:
-        return failed(f"httpx got HTTP {rec.status} {rec.reason}", "a 2xx response")
-    first = CHECKS["delivery.first-byte"].judge_fn(rec, target)
-    progressive = CHECKS["delivery.progressive"].judge_fn(rec, target)
-    observed = f"httpx read {rec.body_bytes} bytes in {len(rec.pieces)} pieces; {first.observed}; {progressive.observed}"
-    metrics = {**first.metrics, **progressive.metrics, "pieces": len(rec.pieces)}
-    ok = first.verdict == "pass" and progressive.verdict == "pass"
-    return (passed if ok else failed)(observed, f"{first.expected}; {progressive.expected}", **metrics)
+        return failed(f"{how} got HTTP {rec.status} {rec.reason}", "a 2xx response", **metrics)
+    wrong, anyway = _read_anyway(rec)
+    if wrong:
+        return failed(f"{how} ({heads}): {anyway}", f"{name} hands the caller the response's content", **metrics)
+    verdict, observed, more = streams_on_time(rec, target)
+    ok = verdict == "pass"
+    lags = _lags(run, target)
+    metrics.update(more, **_lag_metrics(lags))
+    lag = "; ".join(t for t in (_lag_text(lags.get("raw", []), "behind the raw recorder"),
+                                _lag_text(lags.get("hold", []), "held in the client")) if t)
+    expected = f"each of the {units} reaches the caller on the producer's schedule ({name} as users run it)"
+    if ok:
+        return passed(f"{how} ({heads}): {read} reached the caller on time" + (f"; {lag}" if lag else "") + anyway,
+                      expected, **metrics)
+    if verdict == "warn":   # the schedule-free rule cannot decide on what the caller got
+        return Finding("warn", f"{how} ({heads}): {read} reached the caller; undecided: {observed}", expected, metrics)
+    return failed(f"{how} ({heads}): the caller got {read} held: {observed}. {_where_held(run, target, name)}",
+                  expected, **metrics)
+
+
+@check("client.httpx", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
+       "httpx, the Python client under many SDKs, as its users run it (its default headers, decoded "
+       "iteration, lines for NDJSON, httpx-sse events for SSE), reads the whole response, and each "
+       "event reaches the caller progressively.", scenario="httpx", needs_success=False)
+def test_httpx(run, target):
+    """httpx as users run it reads the whole response, and each event reaches the caller on time."""
+    return judge_client(run, target, "httpx")
+
+
+@check("client.requests", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
+       "requests (urllib3) as its users run it (stream=True, iter_lines() for SSE and NDJSON, "
+       "iter_content() otherwise, their default sizes) reads the whole response, and each event "
+       "reaches the caller progressively.", scenario="requests", needs_success=False)
+def test_requests(run, target):
+    """requests as users run it reads the whole response, and each event reaches the caller on time."""
+    return judge_client(run, target, "requests")
+
+
+@check("client.node-fetch", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
+       "Node's built-in fetch (undici, with its strict llhttp parser) reading the body stream "
+       "(response.body.getReader()) reads the whole response, and each chunk reaches the caller "
+       "progressively.", scenario="node-fetch", needs_success=False)
+def test_node_fetch(run, target):
+    """Node's fetch reads the whole response, and each chunk reaches the caller on time."""
+    return judge_client(run, target, "Node's fetch")
 
 
 @check("delivery.h2", SHOULD, "RFC 9113 §8.1, suite rule",

@@ -67,8 +67,13 @@ def test_progressive(rec, target):
     if not d.bursts:
         return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
     if d.free is not None:
-        return free_finding(d, False, "no release held back: units arrive as they complete "
-                            "(README, \"Timing margins\", the schedule-free rule)")
+        finding = free_finding(d, False, "no release held back: units arrive as they complete "
+                               "(README, \"Timing margins\", the schedule-free rule)")
+        need = target.expect_bursts
+        if need and finding.verdict == "pass" and len(d.free.releases) < need:   # --expect-bursts
+            return failed(f"{finding.observed}; {len(d.free.releases)} releases where --expect-bursts asks for "
+                          f"at least {need}", f"at least {need} separate releases", **finding.metrics)
+        return finding
     gap = d.margins.burst_gap
     if d.group_times:
         carrying = [b for b in d.bursts if b.groups]

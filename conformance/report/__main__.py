@@ -1,4 +1,5 @@
-"""Rebuild ``report.html`` offline: ``python -m conformance.report [REPORT_DIR]``."""
+"""Rebuild ``report.html`` offline: ``python -m conformance.report [REPORT_DIR]``; join CI shards:
+``python -m conformance.report merge DIR... [--out DIR] [--baseline PATH]`` (``shards.py``)."""
 from __future__ import annotations
 
 import sys
@@ -6,11 +7,19 @@ from pathlib import Path
 
 from conformance.report.html import write_html
 
+USAGE = """\
+usage: python -m conformance.report [REPORT_DIR]            rebuild report.html (default reports/latest)
+       python -m conformance.report merge DIR... [--out DIR] [--baseline PATH]
+                                                         join shards into one report (merge --help)"""
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "merge":
+        from conformance.shards import merge_main
+        return merge_main(args[1:])
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        print("usage: python -m conformance.report [REPORT_DIR]   (default reports/latest)")
+        print(USAGE)
         return 0 if args and args[0] in ("-h", "--help") else 4
     report_dir = Path(args[0] if args else "reports/latest")
     if not (report_dir / "results.json").is_file():

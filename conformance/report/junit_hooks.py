@@ -61,7 +61,8 @@ def pytest_runtest_logreport(report: pytest.TestReport):
         xml.node_reporter(report).add_attribute("name", name)
     result = yield
     if xml is not None and report.when == "call" and report.failed:
-        found = _result(getattr(report, "conformance_ids", None))
+        # under pytest-xdist the result was judged on a worker: it travels with the report
+        found = getattr(report, "conformance_result", None) or _result(getattr(report, "conformance_ids", None))
         if found is not None:
             _set_failure_message(xml.node_reporter(report), failure_message(found))
     return result
@@ -118,6 +119,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report.conformance_ids = ids
     if call.when == "call":
         _add_result_properties(item, *ids)
+        if report.failed and hasattr(item.config, "workerinput"):
+            report.conformance_result = _result(ids)
         # the teardown report copies item.user_properties, and junitxml writes them from it
     return report
 

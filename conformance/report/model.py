@@ -96,6 +96,7 @@ class TargetView:
     counts: dict
     results: list[ResultView] = field(default_factory=list)
     recordings: list[RecordingView] = field(default_factory=list)
+    clients: dict | None = None       # the client matrix (``_client_matrix``)
 
 
 @dataclass
@@ -196,6 +197,9 @@ def build(report_dir: Path) -> Report:
         t.recordings.sort(key=lambda v: SCENARIO_ORDER.index(v.scenario) if v.scenario in SCENARIO_ORDER
                           else len(SCENARIO_ORDER))
 
+    for ti, t in enumerate(targets):
+        t.clients = _client_matrix(report_dir, t)
+
     # at a glance: each target's plain GET (the stream the delivery checks read)
     overview = []
     for t in targets:
@@ -261,6 +265,57 @@ def _app_tables(entries: list[dict], targets: list[TargetView]) -> list[dict]:
 
 
 RECORDING_FIELDS = {f.name for f in dataclasses.fields(Recording)}
+CLIENT_EVENTS_SHOWN = 40
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _client_matrix(report_dir: Path, t: TargetView) -> dict | None:
+    """Which clients (httpx, requests, Node's fetch) read the target, and how late each event
+    reached each caller behind the raw recorder: a row per client, a column per producer write.
+    Read from the ``client`` part of each client check's recording."""
+    rows, raw = [], None
+    for v in t.results:
+        if not v.check.startswith("client.") or not v.recording_href:
+            continue
+        path = (report_dir / v.recording_href).resolve()
+        if path.parent != (report_dir / "recordings").resolve():
+            continue
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        client = d.get("client") if isinstance(d, dict) and isinstance(d.get("client"), dict) else None
+        if client is None:
+            continue
+        times = client.get("event_times") if isinstance(client.get("event_times"), dict) else {}
+        caller = [_num(x) for x in times.get("caller") or []][:CLIENT_EVENTS_SHOWN]
+        ref = [_num(x) for x in times.get("raw") or []][:CLIENT_EVENTS_SHOWN]
+        if raw is None and any(x is not None for x in ref):
+            raw = ref
+        lags = [None if c is None or i >= len(ref) or ref[i] is None else c - ref[i] for i, c in enumerate(caller)]
+        known = [x for x in lags if x is not None]
+        if client.get("skip"):
+            read = "skipped: " + tx.visible(client["skip"], 200)
+        elif d.get("error") or d.get("strict_error"):
+            read = "no: " + tx.visible(d.get("error") or d.get("strict_error"), 200)
+        else:
+            read = "yes" if d.get("end") == "complete" else f"partly ({tx.visible(d.get('end') or '?', 40)})"
+        rows.append({"check": v.check, "anchor": v.anchor, "verdict": v.verdict,
+                     "client": tx.visible(client.get("name", ""), 80), "api": tx.visible(client.get("api", ""), 120),
+                     "read": read,
+                     "lags": [None if x is None else round(x * 1000) + 0 for x in lags],
+                     "median": None if not known else round(sorted(known)[len(known) // 2] * 1000) + 0,
+                     "max": None if not known else round(max(known) * 1000) + 0})
+    if not rows:
+        return None
+    width = max([len(r["lags"]) for r in rows] + [len(raw or [])])
+    for r in rows:
+        r["lags"] += [None] * (width - len(r["lags"]))
+    return {"rows": rows, "events": width,
+            "raw": [None if x is None else round(x * 1000) for x in (raw or [])] + [None] * (width - len(raw or []))}
 
 
 def _load_recording(report_dir: Path, href: str) -> Recording | dict:
