@@ -331,16 +331,15 @@ def launch(trun) -> None:
 
 
 def add_options(group) -> None:
+    # one line each in `python -m conformance --help`; the README has the details
     group.addoption("--app", action="append", default=[], metavar="MODULE:ATTR",
-                    help="your WSGI or ASGI app (repeatable), started by the suite on loopback under each --server")
+                    help="your WSGI or ASGI app (repeatable), served by the suite on loopback")
     group.addoption("--app-path", action="append", default=[], metavar="PATH",
                     help="the app's endpoint(s) to judge (repeatable; default /)")
     group.addoption("--server", action="append", default=[], metavar="NAME",
-                    help=f"the servers that run --app (repeatable): {', '.join(SERVER_NAMES)} "
-                         "(default: the installed ones made for the app's kind)")
+                    help="a server for --app (repeatable; default: those installed for its kind)")
     group.addoption("--behind", action="append", default=[], metavar="FRONT",
-                    help="also judge --app behind a proxy: nginx (its defaults, and proxy_buffering off), "
-                         "or one variant: " + ", ".join(f for f in ("nginx-gzip", "nginx-http11", "nginx-unbuffered-gzip")))
+                    help="--app behind nginx too: its defaults, and proxy_buffering off")
 
 
 def targets_from_options(opt, **common) -> list[AppTarget]:
