@@ -1,6 +1,24 @@
-"""A real browser: Debian's Chromium, driven with Playwright, loads the countdown page.
+"""A real browser: Debian's Chromium, driven with Playwright, loads the countdown page, and reads
+SSE, NDJSON and bytes streams as a page's script does.
 
-What the browser scenario records (``BrowserRecording``, plain data like a ``Recording``):
+For an SSE, NDJSON or bytes target (``StreamRecord``): Playwright fulfils a blank page at the
+target's own origin (``BLANK_PATH``, never asked of the target), and its script reads the
+target's URL same-origin: SSE with ``EventSource``, listening for ``message`` and for every named
+type the raw recorder's GET carried (without that GET, a first ``fetch()`` reads the first event
+to learn them; a type DevTools sees first mid-stream is listened for from then on), NDJSON and
+bytes with a ``fetch()`` body reader. The script takes ``performance.now()`` as it gets each
+event or chunk (an NDJSON line completes with the chunk that holds its newline), and stops at the
+target's watch window (``Context.watch``), after an idle timeout, or when the stream ends (an
+``EventSource`` is closed at its first error, so it never reconnects). DevTools gives the same
+request's headers as sent and received (the Accept-Encoding Chromium sent, the Content-Encoding it
+got), its timing, and when the network service handed on each piece or parsed each SSE message.
+Chromium's wall-to-monotonic mapping (``wallTime`` and ``timestamp`` of one DevTools event) puts
+the script's times on DevTools' clock, so every time is seconds after the request was sent
+(``sendEnd``), as the raw recorder counts from its request's last byte. The check judges what the
+script got with the client checks' judge (``judge_client``: ``delivery.first-byte`` and
+``delivery.progressive``), beside the network service's view and the raw recorder's GET.
+
+What the countdown scenario records (the countdown page):
 
 - the countdown page (the target's URL): when each of the countdown's groups (the opening
   ``<h2>``/``<ul>``, each ``Liftoff in N`` item, the closing ``Lift off``) *enters the DOM*,
@@ -53,11 +71,14 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from conformance.inferred import units_of
+from conformance.recording import BODY_KEEP, PIECES_KEEP, Recording, redact
 from conformance.scenarios import Context, Scenario, register
+from conformance.target import MEDIA_PROFILES
 from conformance.timing import countdown_count, countdown_group_offsets, split_bursts
 
 SCENARIO = "browser"
@@ -207,17 +228,52 @@ class BrowserRecording:
     countdown: PageRecord | None = None
     holder: PageRecord | None = None
     holder_note: str = ""                  # why there is no holder record
+    stream: "StreamRecord | None" = None   # sse, ndjson, bytes: what the page's script got
+    # the raw recorder's GET of the same target (not kept in the record: it has its own file),
+    # for the lag of each event behind it and to tell a hold under a coding from the server's
+    reference: object = field(default=None, repr=False, compare=False)
+    target: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(replace(self, reference=None, target=None, stream=None))
+        d.pop("reference"), d.pop("target")
+        d["stream"] = asdict(self.stream) if self.stream is not None else None
+        if self.stream is not None and self.target is not None:
+            # as a client check's recording says it (``ClientRun.to_dict``): the report's client
+            # matrix reads when each event reached the page's script and the raw recorder
+            run = self.client_run(self.target)
+            times = run.event_times()
+            d["client"] = {"name": run.client, "api": run.api, "skip": None, "hint": "",
+                           "event_times": {k: [None if t is None else round(t, 4) for t in v]
+                                           for k, v in times.items()}}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "BrowserRecording":
         d = dict(d)
+        d.pop("client", None)   # derived (to_dict): the report's client matrix reads it
         for k in ("countdown", "holder"):
             if d.get(k) is not None:
                 d[k] = PageRecord(**d[k])
+        if d.get("stream") is not None:
+            d["stream"] = StreamRecord(**d["stream"])
         return cls(**d)
+
+    def client_run(self, target):
+        """The stream as a client check reads a client's run (``conformance.clients.ClientRun``):
+        what the page's script got (``primary``), Chromium's network service (``wire``), the raw
+        recorder's GET (``reference``)."""
+        from conformance.clients import ClientRun
+        s = self.stream
+        primary, wire = s.timeline(), s.network_timeline()
+        if primary.connect_s is None and self.reference is not None:
+            # the round trip of the same target, as the raw recorder measured it (Chromium may
+            # have connected before the request: DevTools then has no connect time for it)
+            primary.connect_s = self.reference.connect_s
+            if wire is not None:
+                wire.connect_s = self.reference.connect_s
+        return ClientRun(SCENARIO, self.browser or "Chromium", s.api, primary, wire=wire,
+                         reference=self.reference, target=target)
 
     def screenshots(self) -> dict[str, bytes]:
         """PNG bytes by page ("countdown", "holder")."""
@@ -227,6 +283,121 @@ class BrowserRecording:
             if page and page.screenshot and page.screenshot.get("png_base64"):
                 out[name] = base64.b64decode(page.screenshot["png_base64"])
         return out
+
+
+@dataclass
+class StreamRecord:
+    """An SSE, NDJSON or bytes stream as a page's script read it: ``EventSource`` for SSE, a
+    ``fetch()`` body reader (``response.body.getReader()``) otherwise. Times are seconds after
+    the request was sent (DevTools' ``sendEnd``, as the raw recorder counts from its request's
+    last byte), each taken with ``performance.now()`` when the script got the event or chunk, and
+    put on DevTools' clock with Chromium's own wall-to-monotonic mapping (``clock`` says how)."""
+    url: str
+    profile: str                       # how it was read: sse, ndjson or bytes
+    api: str                           # what the page's script called
+    status: int | None = None
+    reason: str = ""
+    request_headers: list = field(default_factory=list)    # as Chromium sent them (DevTools), redacted
+    response_headers: list = field(default_factory=list)   # as they came (DevTools)
+    connect_s: float | None = None     # the TCP handshake (DevTools timing)
+    head_s: float | None = None        # the response head reached Chromium
+    clock: str = ""
+    # what the page's script got: sse [[t, type, data, lastEventId]]; else [[t, bytes, text (latin-1)]]
+    events: list = field(default_factory=list)
+    events_dropped: int = 0
+    body_bytes: int = 0                # decoded bytes the reader got (sse: data characters)
+    end: str | None = None             # complete, closed, watched, timeout, deadline, error
+    end_s: float | None = None
+    error: str | None = None           # what the page's script saw go wrong
+    net_error: str | None = None       # DevTools' loadingFailed
+    # Chromium's network service (DevTools): sse [[t, type, data]] per message it parsed;
+    # else [[t, decoded bytes, encoded bytes]] per piece it handed on
+    network: list = field(default_factory=list)
+    listened: list = field(default_factory=list)   # sse: the event types the page listened for
+    unheard: int = 0                   # sse: messages DevTools saw that no listener of the page heard
+
+    def _recording(self, scenario: str, headers: list) -> Recording:
+        framing = "chunked" if any(k.lower() == "transfer-encoding" for k, _ in headers) else \
+            "content-length" if any(k.lower() == "content-length" for k, _ in headers) else "close"
+        return Recording(scenario, self.url, request_headers=[list(h) for h in self.request_headers],
+                         connect_s=self.connect_s, head_t=self.head_s, http_version="1.1", status=self.status,
+                         reason=self.reason, headers=[list(h) for h in headers], framing=framing,
+                         parser="chromium", end=self.end, end_t=self.end_s)
+
+    def timeline(self) -> Recording:
+        """What the page's script got, as a ``Recording`` whose pieces are its events or chunks
+        (an SSE event written back as its data lines and the blank line that dispatched it), so the
+        suite's delivery judges read it as they read the wire."""
+        rec = self._recording("browser", self.response_headers)
+        if self.error:
+            rec.strict_error = self.error + (f" ({self.net_error})" if self.net_error and self.net_error not in self.error
+                                             else "")
+        body = bytearray()
+        if self.profile == "sse":
+            rows = [(t, _sse_block(kind, data)) for t, kind, data, *_ in self.events]
+            rows = [(t, len(block), block) for t, block in rows]
+        else:   # chunks: their sizes; their bytes as far as the page kept them
+            rows = [(t, n, text.encode("latin-1")) for t, n, text in self.events]
+        size = 0
+        for t, n, data in rows:
+            if len(rec.pieces) < PIECES_KEEP:
+                rec.pieces.add(t, size, n)
+            size += n
+            if len(body) < BODY_KEEP:
+                body += data[:BODY_KEEP - len(body)]
+        rec.body_bytes = size
+        rec.body_kept = bytes(body).decode("latin-1")
+        return rec
+
+    def network_timeline(self) -> Recording | None:
+        """What Chromium's network service handed on, decoded (DevTools), as a ``Recording``; its
+        Content-Encoding is left out (the pieces are decoded). None when DevTools saw nothing."""
+        if not self.network:
+            return None
+        headers = [h for h in self.response_headers if h[0].lower() != "content-encoding"]
+        rec = self._recording("browser-network", headers)
+        body = bytearray()
+        if self.profile == "sse":
+            size = 0
+            for t, kind, data in self._heard_network():
+                block = _sse_block(kind, data)
+                rec.pieces.add(t, size, len(block))
+                size += len(block)
+                body += block
+            rec.body_bytes = size
+        else:
+            script = b"".join(text.encode("latin-1") for _, _, text in self.events)
+            size = 0
+            for t, n, _encoded in self.network:
+                if n:
+                    rec.pieces.add(t, size, n)
+                    size += n
+            rec.body_bytes = size
+            body = bytearray(script[:size])
+        rec.body_kept = bytes(body[:BODY_KEEP]).decode("latin-1")
+        return rec
+
+    def _heard_network(self) -> list:
+        """DevTools' messages that reached the page's script, in order (matched by type and data):
+        a message of a type the page did not listen for yet has no script time to compare with."""
+        if not self.unheard:
+            return self.network
+        out, k = [], 0
+        for row in self.network:
+            if k < len(self.events) and (row[1], row[2]) == (self.events[k][1], self.events[k][2]):
+                out.append(row)
+                k += 1
+        return out
+
+    def header(self, headers: list, name: str) -> str | None:
+        vals = [v for k, v in headers if k.lower() == name]
+        return ", ".join(vals) if vals else None
+
+
+def _sse_block(kind: str, data: str) -> bytes:
+    """An event as the page's script got it, written back as an event stream."""
+    head = b"" if kind == "message" else b"event: " + kind.encode("utf-8", "replace") + b"\n"
+    return head + b"".join(b"data: " + line.encode("utf-8", "replace") + b"\n" for line in data.split("\n")) + b"\n"
 
 
 # --- availability ----------------------------------------------------------------------------
@@ -264,23 +435,31 @@ def holder_url(ctx: Context) -> str | None:
 
 
 def run(ctx: Context) -> BrowserRecording:
-    """The scenario's run function: one session in the process's Chromium, in a fresh context."""
+    """The scenario's run function: one session in the process's Chromium, in a fresh context.
+    A countdown loads as a page; SSE, NDJSON and bytes are read by a page's script."""
     target = ctx.target
     rec = BrowserRecording(SCENARIO, ctx.url or "", count=target.countdown_length, interval_s=target.interval)
-    if target.profile != "countdown" or target.countdown_length is None:
-        rec.skip_reason = ("the browser check loads a countdown page (GET /N); this target's profile is "
-                           f"{target.profile}" + (" without a known length" if target.profile == "countdown" else ""))
+    rec.target = target
+    if target.profile == "countdown" and target.countdown_length is None:
+        rec.skip_reason = "the browser check loads a countdown page (GET /N); this countdown's length is not known"
         return rec
     why = unavailable()
     if why:
         rec.skip_reason = why
         return rec
-    # the whole session's bound: both pages' budgets, the browser's start and a margin
-    limit = 2 * ctx.deadline + 120
+    if target.profile == "countdown":
+        session = lambda browser: _session(browser, ctx, rec)   # noqa: E731
+        # the whole session's bound: both pages' budgets, the browser's start and a margin
+        limit = 2 * ctx.deadline + 120
+    else:
+        get = ctx.recorded("get") if ctx.recorded else None
+        rec.reference = get if isinstance(get, Recording) and not get.error else None
+        session = lambda browser: _stream_session(browser, ctx, rec)   # noqa: E731
+        limit = _stream_budget(ctx) + 90
     # A Chromium that cannot be started or driven is this machine's problem, not the target's: the
     # check is skipped with the reason (an error would say the target could not be reached).
     try:
-        BROWSER.run(lambda browser: _session(browser, ctx, rec), limit)
+        BROWSER.run(session, limit)
     except BrowserStartError as e:
         rec.skip_reason = str(e)
     except Exception as e:  # noqa: BLE001 - a browser that cannot be driven is said, not raised
@@ -289,7 +468,8 @@ def run(ctx: Context) -> BrowserRecording:
     return rec
 
 
-register(Scenario(SCENARIO, "the countdown page (and the holder page) in headless Chromium", run))
+register(Scenario(SCENARIO, "headless Chromium: the countdown page (and the holder page); SSE through "
+                  "EventSource, NDJSON and bytes through a fetch() body reader", run))
 
 
 def _first_line(e: BaseException) -> str:
@@ -522,6 +702,362 @@ async def _load(context, url: str, budget: float, shot_at: float, frames: bool =
                 out.iframes.append({"src": seen["src"], "inserted_s": _s(seen["inserted"]), "page": asdict(child)})
     finally:
         await page.close()
+    return out
+
+
+# --- streams: SSE through EventSource, NDJSON and bytes through a fetch() body reader -----------
+
+# A page of the target's own origin that the target never serves: Playwright fulfils it, so the
+# page's script reads the stream same-origin (no CORS), as the target's own pages would.
+BLANK_PATH = "/__conformance_blank__"
+BLANK_HTML = ('<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+              '<title>conformance</title></head><body><p>reading the stream</p></body></html>')
+SSE_TYPES_MAX = 50
+EVENT_FIELD = re.compile(rb"^event:[ ]?([^\r\n]*)\r?$", re.M)
+SSE_MEDIA = "text/event-stream"
+
+# The page's script. It reads the stream, takes performance.now() as it gets each event (SSE:
+# every "message" event and every named type it listens for) or chunk, and stops at the watch
+# window, after `idleMs` without anything, or when told (window.__cf_stop). Kind "auto" (no
+# profile known): fetch, and if the response is an event stream, EventSource instead.
+STREAM_JS = r"""
+async (o) => {
+  const rec = {origin: performance.timeOrigin, called: null, kind: o.kind, events: [], dropped: 0, bytes: 0,
+               kept: 0, end: null, endAt: null, error: null, head: null, opened: null, listened: [], reopened: false};
+  let finish;
+  const done = new Promise(r => { finish = r; });
+  let cleanup = () => {};
+  let idle = null;
+  const stop = (how) => {
+    if (rec.end) return rec;
+    rec.end = how; rec.endAt = performance.now();
+    clearTimeout(idle);
+    try { cleanup(); } catch (e) {}
+    finish(rec);
+    return rec;
+  };
+  const touch = () => { clearTimeout(idle); if (o.idleMs) idle = setTimeout(() => stop("timeout"), o.idleMs); };
+  window.__cf_stop = stop;
+  const latin1 = (bytes) => {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 8192) out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    return out;
+  };
+  const eventSource = () => {
+    rec.kind = "sse";
+    const es = new EventSource(o.url);
+    cleanup = () => es.close();
+    const heard = new Set();
+    const on = (e) => {
+      touch();
+      if (rec.events.length >= o.maxEvents) { rec.dropped++; return; }
+      let data = e.data;
+      if (rec.kept >= o.keep) data = ""; else rec.kept += data.length;
+      rec.bytes += e.data.length;
+      rec.events.push([performance.now(), e.type, data, e.lastEventId]);
+    };
+    window.__cf_listen = (t) => { if (heard.has(t)) return; heard.add(t); rec.listened.push(t); es.addEventListener(t, on); };
+    window.__cf_listen("message");
+    for (const t of o.types) window.__cf_listen(t);
+    es.onopen = () => { rec.opened = performance.now(); touch(); };
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) {
+        rec.error = "EventSource failed the connection" + (rec.opened === null ? " before it opened" : "");
+        stop("error");
+      } else {
+        stop(rec.opened === null ? "error" : "closed");   // the stream ended: no reconnection
+        if (rec.opened === null) rec.error = "EventSource lost the connection before it opened";
+      }
+    };
+  };
+  const reader = async () => {
+    const ctl = new AbortController();
+    cleanup = () => ctl.abort();
+    try {
+      const r = await fetch(o.url, {signal: ctl.signal, cache: "no-store", redirect: "manual"});
+      rec.head = performance.now();
+      rec.status = r.status;
+      const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
+      if (o.preview || (rec.kind === "auto" && ctype === o.sseMedia)) {
+        // an event stream: its first event says which named types to listen for (the GET's body
+        // would have said), then EventSource reads it from the start
+        const rd = r.body.getReader(), dec = new TextDecoder();
+        let text = "";
+        for (;;) {
+          const {done, value} = await rd.read();
+          if (done) break;
+          text += dec.decode(value, {stream: true});
+          if (/(^|\n)data[^\n]*\r?\n\r?\n/.test(text) || text.length > 65536) break;
+        }
+        for (const m of text.matchAll(/^event: ?([^\r\n]*)\r?$/gm)) if (m[1] && !o.types.includes(m[1])) o.types.push(m[1]);
+        rec.reopened = true;
+        ctl.abort();
+        if (!rec.end) eventSource();
+        return;
+      }
+      rec.kind = "fetch";
+      const rd = r.body.getReader();
+      cleanup = () => { ctl.abort(); };
+      for (;;) {
+        const {done, value} = await rd.read();
+        if (done) { stop("complete"); return; }
+        touch();
+        const t = performance.now();
+        rec.bytes += value.length;
+        if (rec.events.length >= o.maxEvents) { rec.dropped++; continue; }
+        let text = "";
+        if (rec.kept < o.keep) { text = latin1(value.subarray(0, o.keep - rec.kept)); rec.kept += text.length; }
+        rec.events.push([t, value.length, text]);
+      }
+    } catch (e) {
+      if (!rec.end) { rec.error = `${e.name}: ${e.message}`; stop("error"); }
+    }
+  };
+  setTimeout(() => stop("watched"), o.watchMs);
+  rec.called = performance.now();
+  touch();
+  if (o.kind === "sse" && !o.preview) eventSource(); else reader();
+  return await done;
+}
+"""
+
+
+def _stream_watch(ctx: Context) -> float:
+    """How long the page's script reads a stream that has not ended (s): the target's watch."""
+    return ctx.watch if ctx.watch else ctx.target.watch_s()
+
+
+def _stream_budget(ctx: Context) -> float:
+    """The bound on the script's reading (s): the watch window and one idle timeout more."""
+    return min(_stream_watch(ctx) + ctx.timeout, ctx.deadline) + 10
+
+
+def sse_types(body: bytes) -> list[str]:
+    """The named event types (``event:`` fields) in an event stream, in order of first use."""
+    out: list[str] = []
+    for m in EVENT_FIELD.finditer(body or b""):
+        name = m.group(1).decode("utf-8", "replace")
+        if name and name != "message" and name not in out:
+            out.append(name)
+            if len(out) >= SSE_TYPES_MAX:
+                break
+    return out
+
+
+class _StreamNetwork:
+    """Chromium's network view of the page's stream request (DevTools): the headers as sent and
+    received, the request's timing, each piece the network service handed on (and for SSE, each
+    message it parsed), and how the request ended. The blank page makes no other requests of
+    type Fetch or EventSource."""
+
+    def __init__(self, cdp, on_type=None):
+        self.reqs: dict[str, dict] = {}
+        self.extra: dict[str, dict] = {}      # requestId -> {"request": headers, "response": (status, headers)}
+        self.on_type = on_type
+        self.types: set[str] = set()
+        for name in ("requestWillBeSent", "requestWillBeSentExtraInfo", "responseReceived",
+                     "responseReceivedExtraInfo", "dataReceived", "eventSourceMessageReceived",
+                     "loadingFinished", "loadingFailed"):
+            cdp.on(f"Network.{name}", getattr(self, "_" + name))
+
+    def _req(self, p) -> dict | None:
+        return self.reqs.get(p.get("requestId"))
+
+    def _requestWillBeSent(self, p):
+        if p.get("type") in ("Fetch", "EventSource"):
+            self.reqs[p["requestId"]] = {"type": p["type"], "ts": p["timestamp"], "wall": p.get("wallTime"),
+                                         "headers": p["request"].get("headers") or {}, "response": None,
+                                         "response_ts": None, "data": [], "messages": [], "finished": None,
+                                         "failed": None, "over": asyncio.Event()}
+
+    def _requestWillBeSentExtraInfo(self, p):
+        self.extra.setdefault(p["requestId"], {})["request"] = p.get("headers") or {}
+
+    def _responseReceivedExtraInfo(self, p):
+        self.extra.setdefault(p["requestId"], {})["response"] = (p.get("statusCode"), p.get("headers") or {})
+
+    def _responseReceived(self, p):
+        r = self._req(p)
+        if r is not None:
+            r["response"], r["response_ts"] = p["response"], p["timestamp"]
+
+    def _dataReceived(self, p):
+        r = self._req(p)
+        if r is not None and len(r["data"]) < PIECES_KEEP:
+            r["data"].append((p["timestamp"], p.get("dataLength") or 0, p.get("encodedDataLength") or 0))
+
+    def _eventSourceMessageReceived(self, p):
+        r = self._req(p)
+        if r is None:
+            return
+        name = p.get("eventName") or "message"
+        if len(r["messages"]) < PIECES_KEEP:
+            r["messages"].append((p["timestamp"], name, p.get("data") or ""))
+        if name not in self.types:
+            self.types.add(name)
+            if self.on_type is not None:
+                self.on_type(name)
+
+    def _loadingFinished(self, p):
+        r = self._req(p)
+        if r is not None:
+            r["finished"] = p["timestamp"]
+            r["over"].set()
+
+    def _loadingFailed(self, p):
+        r = self._req(p)
+        if r is not None:
+            r["failed"] = (p["timestamp"], p.get("errorText") or "", bool(p.get("canceled")))
+            r["over"].set()
+
+    async def settled(self, kind: str, timeout: float = 2.0) -> None:
+        """Wait until DevTools has said how the request ended (loading finished or failed): the
+        page's script may hear the end before DevTools' event reaches us."""
+        found = self.last(kind)
+        if found is None:
+            return
+        try:
+            await asyncio.wait_for(found[1]["over"].wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def last(self, kind: str) -> tuple[str, dict] | None:
+        """The last request of this type ("Fetch", "EventSource"), with its requestId."""
+        return next(((rid, r) for rid, r in reversed(self.reqs.items()) if r["type"] == kind), None)
+
+
+def _header_pairs(headers: dict) -> list[list[str]]:
+    """DevTools' header object (repeated fields joined by newlines) as ordered pairs."""
+    return [[k, line] for k, v in headers.items() for line in str(v).split("\n")]
+
+
+async def _stream_session(browser, ctx: Context, rec: BrowserRecording) -> None:
+    """Read an SSE, NDJSON or bytes stream in a page of the target's origin, in a fresh context."""
+    target = ctx.target
+    url = ctx.url
+    parts = urlsplit(url)
+    blank = urlunsplit((parts.scheme, parts.netloc, BLANK_PATH, "", ""))
+    rec.browser = f"Chromium {browser.version}"
+    context = await browser.new_context(
+        viewport=VIEWPORT, ignore_https_errors=target.insecure, service_workers="block",
+        extra_http_headers={k: v for k, v in target.headers} or None)
+    try:
+        async def fulfil(route):
+            await route.fulfill(status=200, content_type="text/html; charset=utf-8", body=BLANK_HTML)
+        await context.route(blank, fulfil)
+        page = await context.new_page()
+        cdp = await context.new_cdp_session(page)
+
+        def listen(name: str):   # a type DevTools saw first: the page listens from now on
+            asyncio.ensure_future(page.evaluate("t => window.__cf_listen && window.__cf_listen(t)", name))
+        net = _StreamNetwork(cdp, listen)
+        await cdp.send("Network.enable")
+        await page.goto(blank, timeout=30_000)
+        profile = target.profile
+        kind = "sse" if profile == "sse" else "auto" if profile is None else "fetch"
+        types = sse_types(rec.reference.body) if rec.reference is not None else []
+        net.types.update(types + ["message"])
+        watch = _stream_watch(ctx)
+        # SSE without the GET's body to say its event types: a first fetch() reads the first event
+        opts = {"url": url, "kind": kind, "types": types, "preview": kind == "sse" and rec.reference is None, "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000,
+                "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA}
+        started = time.monotonic()
+        rec.started_at = time.time()
+        task = asyncio.ensure_future(page.evaluate(STREAM_JS, opts))
+        done, _ = await asyncio.wait({task}, timeout=_stream_budget(ctx))
+        if done:
+            data = task.result()
+        else:   # the page did not stop by itself: stop it and take what it has
+            data = await asyncio.wait_for(page.evaluate("() => window.__cf_stop('deadline')"), 10)
+            task.cancel()
+        await net.settled("EventSource" if data.get("kind") == "sse" and net.last("EventSource") else "Fetch")
+        rec.stream = _stream_record(data, net, url, profile, ctx.secret_headers)
+        rec.duration_s = round(time.monotonic() - started, 3)
+        s = rec.stream
+        if s.status is None and s.end == "error" and s.net_error and UNREACHABLE.search(s.net_error):
+            rec.error = f"Chromium could not load {url}: {s.net_error}"
+    finally:
+        await context.close()
+
+
+def _stream_record(data: dict, net: _StreamNetwork, url: str, profile: str | None, secret=()) -> StreamRecord:
+    """The page's findings and DevTools' on one clock: seconds after the request was sent."""
+    sse = data.get("kind") == "sse"
+    api = "new EventSource(url): message and named events" if sse else "fetch(url).body.getReader().read()"
+    if profile is None:
+        profile = "sse" if sse else None
+    # the request the script read (a failed preview fetch() is the only one when EventSource never started)
+    found = net.last("EventSource" if sse else "Fetch") or net.last("Fetch")
+    rid, req = found if found else (None, None)
+    resp = (req or {}).get("response") or {}
+    timing = resp.get("timing") or {}
+    extra = net.extra.get(rid, {}) if rid else {}
+    if profile is None:   # no profile given nor read from a GET: the response's Content-Type says
+        ctype = next((v for k, v in _header_pairs(((extra.get("response") or (None, None))[1]
+                                                  or resp.get("headers") or {})) if k.lower() == "content-type"), "")
+        profile = MEDIA_PROFILES.get(ctype.split(";")[0].strip().lower(), "bytes")
+    out = StreamRecord(url, profile, api)
+    called = data.get("called") or 0.0
+    page_mono = None
+    if req is not None and req.get("wall") is not None:
+        # Chromium's own wall-to-monotonic mapping (DevTools' wallTime and timestamp of the same
+        # moment) puts performance.now() on DevTools' clock; checked against the request's start
+        shift = req["wall"] - req["ts"]
+        mapped = (data["origin"] + called) / 1000 - shift
+        if req["ts"] - 1.0 <= mapped <= req["ts"] + 0.05:
+            page_mono = lambda ms: (data["origin"] + ms) / 1000 - shift   # noqa: E731
+    send = None
+    if timing.get("requestTime") is not None:
+        send = timing["requestTime"] + max(timing.get("sendEnd", 0), 0) / 1000
+        if timing.get("connectStart", -1) >= 0 and timing.get("connectEnd", -1) >= 0:
+            out.connect_s = round((timing["connectEnd"] - timing["connectStart"]) / 1000, 6)
+    elif req is not None:
+        send = req["ts"]
+    if page_mono is not None and send is not None:
+        rel = lambda ms: round(page_mono(ms) - send, 5)   # noqa: E731
+        out.clock = ("seconds after Chromium sent the request (DevTools sendEnd); the script's "
+                     "performance.now() put on DevTools' clock by Chromium's wall-to-monotonic mapping")
+    else:
+        rel = lambda ms: round((ms - called) / 1000, 5)   # noqa: E731
+        out.clock = "seconds after the page's script called " + ("EventSource" if sse else "fetch()")
+    dev = (lambda ts: round(ts - send, 5)) if send is not None else None
+    if req is not None:
+        sent = extra.get("request") or req["headers"]
+        out.request_headers = redact(_header_pairs(sent), secret)
+        status, raw_headers = extra.get("response") or (None, None)
+        out.status = status if status is not None else resp.get("status")
+        out.reason = resp.get("statusText") or ""
+        out.response_headers = _header_pairs(raw_headers if raw_headers else (resp.get("headers") or {}))
+        if req.get("response_ts") is not None and dev is not None:
+            out.head_s = dev(req["response_ts"])
+        if req.get("failed") and not req["failed"][2]:
+            out.net_error = req["failed"][1]
+        if dev is not None:
+            out.network = ([[dev(t), kind, d] for t, kind, d in req["messages"]] if sse
+                           else [[dev(t), n, e] for t, n, e in req["data"]])
+    elif data.get("status") is not None:
+        out.status = data["status"]
+    out.events = [[rel(e[0]), *e[1:]] for e in data.get("events") or []]
+    out.events_dropped = data.get("dropped") or 0
+    out.body_bytes = data.get("bytes") or 0
+    out.end = data.get("end")
+    if out.end == "closed" and req is not None and req.get("finished") is not None:
+        out.end = "complete"    # the server ended the body (DevTools: loading finished)
+    if out.end == "closed" and out.net_error:
+        out.end = "error"
+    out.end_s = rel(data["endAt"]) if data.get("endAt") is not None else None
+    out.error = data.get("error")
+    if out.error and out.net_error:
+        out.error += f" ({out.net_error})"
+    elif out.end == "error" and out.net_error and not out.error:
+        out.error = out.net_error
+    ctype = (out.header(out.response_headers, "content-type") or "").split(";")[0].strip().lower()
+    if sse and out.error and out.status is not None and 200 <= out.status < 300 and ctype != SSE_MEDIA:
+        out.error = (f"EventSource refuses a response whose Content-Type is not {SSE_MEDIA} "
+                     f"(got {ctype or 'none'}): {out.error}")
+    out.listened = list(data.get("listened") or [])
+    if sse and req is not None:
+        out.unheard = max(0, len(req["messages"]) - len(out.events))
     return out
 
 
@@ -768,4 +1304,36 @@ def report_view(d: dict) -> dict:
 
     return {"browser": rec.browser, "error": rec.error, "skip_reason": rec.skip_reason,
             "countdown": page_view(rec.countdown, "countdown"), "holder": page_view(rec.holder, "holder"),
-            "holder_note": rec.holder_note}
+            "holder_note": rec.holder_note, "stream": stream_view(rec.stream, (d.get("client") or {}).get("event_times"))}
+
+
+STREAM_ROWS = 200   # events a report lists per stream
+
+
+def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict | None:
+    """A stream read by a page's script, in the shape of a page view: a row per event (SSE) or
+    line (NDJSON), or per chunk (bytes), with when Chromium's network service had it, when the
+    page's script got it and when the raw recorder's GET had it (seconds after each request)."""
+    if s is None:
+        return None
+    unit = {"sse": "event", "ndjson": "line"}.get(s.profile)
+    raw = [t if isinstance(t, (int, float)) else None for t in ((event_times or {}).get("raw") or [])]
+    if unit:
+        script = [u.end for u in units_of(s.timeline(), s.profile)]
+        wire = s.network_timeline()
+        network = [u.end for u in units_of(wire, s.profile)] if wire is not None else []
+        kinds = [e[1] for e in s.events] if s.profile == "sse" else []
+        rows = [{"group": f"{unit} {k + 1}" + (f" ({kinds[k]})" if k < len(kinds) and kinds[k] != "message" else ""),
+                 "times": [network[k] if k < len(network) else None, t, raw[k] if k < len(raw) else None]}
+                for k, t in enumerate(script[:STREAM_ROWS])]
+    else:
+        rows = [{"group": f"chunk {k + 1} ({e[1]} bytes)", "times": [None, e[0], None]}
+                for k, e in enumerate(s.events[:STREAM_ROWS])]
+    ctype = s.header(s.response_headers, "content-type")
+    coding = s.header(s.response_headers, "content-encoding") or "none"
+    return {"name": "stream", "url": s.url, "status": s.status, "content_type": ctype,
+            "load_error": s.error, "navigation": {}, "first_paint_s": None, "rows": rows,
+            "columns": [unit or "chunk", "Chromium's network (s)", "the page's script (s)", "raw recorder (s)"],
+            "note": (f"{s.api}; Accept-Encoding sent: {s.header(s.request_headers, 'accept-encoding') or '(none)'}; "
+                     f"Content-Encoding got: {coding}; ended: {s.end}; {s.clock}"),
+            "screenshot": {"at_s": None, "note": "", "data_uri": None}, "iframes": []}

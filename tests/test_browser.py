@@ -1,4 +1,5 @@
-"""browser.progressive-render: headless Chromium renders a stream progressively, a held body at the end.
+"""browser.progressive-render: headless Chromium renders a stream progressively, a held body at the end;
+SSE through EventSource and NDJSON through a fetch() body reader get each event as it arrives.
 
 The live tests start built-in targets through ``conformance.run.Run`` (as the product does) at
 a 200 ms producer interval, long enough for Chromium to commit, parse and paint each item on a
@@ -236,10 +237,10 @@ def test_without_chromium_the_scenario_skips_with_the_install_hint(monkeypatch):
     assert CHECK.judge(rec, target).verdict == "skip"
 
 
-def test_a_non_countdown_target_is_skipped():
-    target = Target("t", "http://127.0.0.1:9/stream", "bytes", 0.1)
+def test_a_countdown_of_unknown_length_is_skipped():
+    target = Target("t", "http://127.0.0.1:9/stream", "countdown", 0.1)
     rec = SCENARIOS[browser.SCENARIO].run(Context(target, target.url, 1.0, 5.0))
-    assert rec.skip_reason and "countdown" in rec.skip_reason
+    assert rec.skip_reason and "countdown" in rec.skip_reason and "not known" in rec.skip_reason
 
 
 def test_group_numbers_follow_the_timing_analysis():
@@ -247,3 +248,180 @@ def test_group_numbers_follow_the_timing_analysis():
         [0, 1, 2, 3, 4, None, None]
     p = page([0.3, 0.1, 0.2, 0.4, 0.5, 0.6])
     assert browser.timeline(p, 4)[:2] == [(0.1, 1), (0.2, 2)]
+
+
+# --- SSE, NDJSON and bytes: EventSource and a fetch() body reader -----------------------------
+
+# The real-stream controls (targets/streams.py), at their own timing (~6 s each), judged as
+# users' URLs are (no profile, no interval: the GET says the profile, the schedule-free rule
+# judges), with the raw recorder's GET beside: verdict, and under --strict.
+STREAMS = {
+    "control-sse-tokens": ("pass", "pass"),
+    "control-sse-held": ("warn", "fail"),
+    "control-ndjson-lines": ("pass", "pass"),
+    "control-sse-gzip-held": ("warn", "fail"),
+}
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    require_browser()
+    targets = [Target(name, None, BUILTINS[name].profile, BUILTINS[name].interval, builtin=name) for name in STREAMS]
+    run = Run(targets, Options(time_scale=1.0, report_dir=tmp_path_factory.mktemp("report")))
+    for t in run.targets:
+        t.scenarios = ["get", browser.SCENARIO]
+    try:
+        run.ensure_started()
+        yield {t.id: (t.recording(browser.SCENARIO), t) for t in run.targets}
+    finally:
+        run.stop()
+
+
+@pytest.mark.parametrize("target", list(STREAMS))
+def test_stream_verdict_in_chromium(streamed, target):
+    rec, trun = streamed[target]
+    normal, strict = (CHECK.judge(rec, trun.target, strict=s) for s in (False, True))
+    print(f"\n{target}: {normal.verdict}: {normal.observed}\n  metrics: {normal.metrics}")
+    assert (normal.verdict, strict.verdict) == STREAMS[target], normal.observed
+    s = rec.stream
+    assert s is not None and s.status == 200 and s.end == "complete", (s and s.end, s and s.error)
+    assert "gzip" in normal.metrics["accept_encoding"]          # Chromium asks for gzip, as users' browsers do
+    assert f"asked Accept-Encoding: {normal.metrics['accept_encoding']}" in normal.observed
+    if target == "control-ndjson-lines":
+        assert s.api.startswith("fetch(") and len(browser.units_of(s.timeline(), "ndjson")) == 30
+    else:
+        assert s.api.startswith("new EventSource") and s.profile == "sse"
+        assert [e[1] for e in s.events] == ["token"] * len(s.events) and s.unheard == 0
+        assert len(s.events) == (12 if "gzip" in target else 40)
+    times = [u.end for u in browser.units_of(s.timeline(), s.profile)]
+    if normal.verdict == "pass":
+        assert "reached the page's script on time" in normal.observed
+        assert times[-1] - times[0] > 2.0, times         # ~3 s (NDJSON) and ~5.5 s (SSE) of events
+        assert normal.metrics["content_encoding"] == "identity"
+    else:
+        assert times[-1] - times[0] < 0.1, times         # everything at once, at the end
+        assert times[0] > 2.0
+
+
+def test_sse_gzip_held_is_said_to_be_under_gzip(streamed):
+    rec, trun = streamed["control-sse-gzip-held"]
+    f = CHECK.judge(rec, trun.target)
+    assert f.metrics["content_encoding"] == "gzip" and "got Content-Encoding: gzip" in f.observed
+    assert "the hold is under gzip" in f.observed and "identity (the raw recorder's GET) streams" in f.observed
+    # Chromium's network service had the events as late as the page's script did: the page adds nothing
+    assert abs(f.metrics["client_hold_max_s"]) < 0.05
+
+
+def test_sse_held_is_said_to_be_the_server(streamed):
+    rec, trun = streamed["control-sse-held"]
+    f = CHECK.judge(rec, trun.target)
+    assert "the raw recorder's GET is held as well" in f.observed, f.observed
+
+
+def test_stream_times_are_on_the_network_clock(streamed):
+    """The script's times and Chromium's network service's (DevTools) are on one clock: an event
+    reaches the script within a few ms of the network service, never before it."""
+    for target in ("control-sse-tokens", "control-ndjson-lines"):
+        rec, trun = streamed[target]
+        f = CHECK.judge(rec, trun.target)
+        assert "DevTools sendEnd" in rec.stream.clock
+        assert -0.002 <= f.metrics["client_hold_median_s"] < 0.05, f.metrics
+        assert "lag_vs_raw_median_s" in f.metrics
+
+
+def test_the_stream_record_is_plain_data_and_reported(streamed, tmp_path):
+    from conformance.report.html import render
+    rec, trun = streamed["control-sse-tokens"]
+    d = json.loads(json.dumps(rec.to_dict()))
+    from conformance import schema
+    schema.validate(d, "recording")
+    back = BrowserRecording.from_dict(d)
+    assert back.stream == rec.stream and back.reference is None
+    assert len(d["client"]["event_times"]["caller"]) == 40 and len(d["client"]["event_times"]["raw"]) == 40
+    view = browser.report_view(d)["stream"]
+    assert len(view["rows"]) == 40 and view["rows"][0]["group"] == "event 1 (token)"
+    assert all(None not in r["times"] for r in view["rows"])
+    assert "Content-Encoding got: none" in view["note"]
+    (tmp_path / "recordings").mkdir()
+    d["stream"]["events"][0][1] = "<script>"
+    (tmp_path / "recordings" / "t-browser.json").write_text(json.dumps(d))
+    result = {"target": "t", "check": "browser.progressive-render", "level": "SHOULD", "verdict": "pass",
+              "spec": "s", "requirement": "r", "observed": "o", "metrics": {}, "recording": "recordings/t-browser.json"}
+    (tmp_path / "results.json").write_text(json.dumps({"schema": 1, "targets": [{"id": "t", "url": rec.url}],
+                                                       "results": [result]}))
+    page = render(tmp_path)
+    assert "the page&#39;s script (s)" in page or "the page's script (s)" in page
+    assert "event 1 (&lt;script&gt;)" in page and "event 1 (<script>)" not in page
+
+
+def test_an_endless_stream_is_read_for_the_watch_window_without_a_profile():
+    """No profile and no GET (``--check browser.`` alone): a first fetch() finds the event
+    stream and its event types; EventSource then reads it until the watch window closes it."""
+    require_browser()
+    from targets import launcher
+    b = BUILTINS["control-sse-endless"]
+    server = launcher.start(b.name, list(b.argv), 1.0)
+    try:
+        url = f"http://{server.host}:{server.port}/"
+        target = Target("t", url, None, None, watch=2.0)
+        rec = SCENARIOS[browser.SCENARIO].run(Context(target, url, 10.0, 60.0, watch=2.0))
+    finally:
+        server.stop()
+    f = CHECK.judge(rec, target)
+    s = rec.stream
+    # the watch is what the code controls; a busy machine may close it late, never early
+    assert s.end == "watched" and 1.9 <= s.end_s <= 5.0 and rec.duration_s < 15, (s.end, s.end_s, rec.duration_s)
+    # one event every 0.5 s: about two per second watched
+    assert s.listened == ["message", "token"] and s.unheard == 0 and 3 <= len(s.events) <= 2 * s.end_s + 2
+    assert f.verdict == "pass" and "the watch window" in f.observed, f.observed
+
+
+def test_an_unreachable_stream_is_an_error():
+    require_browser()
+    from targets.launcher import free_port
+    url = f"http://127.0.0.1:{free_port()}/events"
+    target = Target("t", url, "sse", None)
+    rec = SCENARIOS[browser.SCENARIO].run(Context(target, url, 2.0, 10.0))
+    f = CHECK.judge(rec, target)
+    assert f.verdict == "error" and "ERR_CONNECTION_REFUSED" in f.observed, f.observed
+
+
+def test_without_chromium_a_stream_skips_with_the_install_hint(monkeypatch):
+    monkeypatch.setenv(browser.CHROMIUM_ENV, "/nonexistent/chromium")
+    target = Target("t", "http://127.0.0.1:9/events", "sse", None)
+    rec = SCENARIOS[browser.SCENARIO].run(Context(target, target.url, 1.0, 5.0))
+    f = CHECK.judge(rec, target)
+    assert f.verdict == "skip" and "apt-get install -y chromium" in f.observed
+
+
+def stream_rec(times: list[float], kind="sse", coding=None) -> BrowserRecording:
+    """A synthetic stream as a page's script got it (no browser needed)."""
+    headers = [["Content-Type", "text/event-stream" if kind == "sse" else "application/x-ndjson"],
+               ["Transfer-Encoding", "chunked"]] + ([["Content-Encoding", coding]] if coding else [])
+    if kind == "sse":
+        events = [[t, "token", f'{{"n": {k}}}', str(k)] for k, t in enumerate(times)]
+    else:
+        events = [[t, 10, f'{{"n": {k:3d}}}\n'] for k, t in enumerate(times)]
+    s = browser.StreamRecord("http://x/s", kind, "api", status=200, reason="OK", connect_s=0.0001,
+                             request_headers=[["Accept-Encoding", "gzip, deflate, br, zstd"]],
+                             response_headers=headers, head_s=0.001, events=events, end="complete",
+                             end_s=times[-1] + 0.001, clock="test")
+    return BrowserRecording("browser", "http://x/s", browser="Chromium test", stream=s)
+
+
+def test_stream_judge_on_synthetic_timelines():
+    """What the page's script got, judged by the delivery judges: steady, held to the end, and
+    held under gzip (named); SSE events and NDJSON lines alike."""
+    target = Target("t", "http://x/s", None, None)
+    steady = [0.1 + 0.2 * k for k in range(20)]
+    held = [4.0 + 0.0001 * k for k in range(20)]
+    for kind in ("sse", "ndjson"):
+        assert CHECK.judge(stream_rec(steady, kind), target).verdict == "pass"
+        f = CHECK.judge(stream_rec(held, kind), target)
+        assert f.verdict == "warn" and "20 of 20" in f.observed, f.observed
+        assert CHECK.judge(stream_rec(held, kind), target, strict=True).verdict == "fail"
+    f = CHECK.judge(stream_rec(held, coding="gzip"), target)
+    assert f.verdict == "warn" and f.metrics["content_encoding"] == "gzip" and "the hold is under gzip" in f.observed
+    bad = stream_rec(steady)
+    bad.stream.status, bad.stream.reason = 404, "Not Found"
+    assert CHECK.judge(bad, target).verdict == "error"

@@ -1,4 +1,4 @@
-"""Browser — does a real browser show the countdown as it arrives?
+"""Browser — does a real browser get the content as it arrives?
 
 Headless Chromium (Debian's, driven with Playwright; see ``conformance/browser.py``) loads the
 target's countdown page. An observer injected before the page's first byte records when each of
@@ -12,9 +12,20 @@ Chromium's own network view (when its network service handed each group's bytes 
 after any MIME sniffing) is shown beside the DOM times, so a hold in the renderer can be told
 from bytes that came late or were held for sniffing; the verdict reads the DOM and paint times
 against the producer's schedule, as a user would.
+
+SSE, NDJSON and bytes are read by a page's script on the target's own origin: SSE through
+``EventSource`` (its ``message`` events and the named types the stream uses), NDJSON and bytes
+through a ``fetch()`` body reader, each event or chunk timed as the script gets it. That
+timeline is judged as the client checks judge theirs (``judge_client``: ``delivery.first-byte``
+and ``delivery.progressive`` on what the script got, no margins of its own), beside Chromium's
+network service (DevTools) and the raw recorder's GET; the finding names the Accept-Encoding
+Chromium sent and the Content-Encoding it got.
 """
+from dataclasses import replace
+
 from conformance.browser import page_record, progress
 from conformance.catalogue import SHOULD, Finding, check, failed, passed
+from conformance.checks.test_clients import judge_client
 from conformance.timing import Margins, countdown_count, median
 
 
@@ -39,13 +50,16 @@ def hold_times(page) -> list[tuple[str, float]]:
 
 
 @check("browser.progressive-render", SHOULD, "suite rule (HTML Standard §13.2 parsing; RFC 9112 §7.1)",
-       "A real browser renders the countdown as it arrives: in headless Chromium its items enter the "
-       "DOM and are painted in as many separate bursts as the producer has separate writes in time, "
-       "not all at the end.", scenario="browser", needs_success=False)
+       "A real browser gets the content as it arrives: in headless Chromium the countdown's items "
+       "enter the DOM and are painted in as many separate bursts as the producer has separate writes "
+       "in time, not all at the end; an SSE stream's events reach an EventSource, and NDJSON lines "
+       "or bytes a fetch() body reader, on the producer's schedule.", scenario="browser", needs_success=False)
 def test_progressive_render(rec, target):
-    """Headless Chromium shows the countdown item by item, not all at the end."""
+    """Headless Chromium gets the content item by item, event by event, not all at the end."""
     if rec.skip_reason:
         return Finding("skip", rec.skip_reason)
+    if rec.stream is not None:
+        return judge_stream(rec, target)
     page = rec.countdown
     if page is None:
         return Finding("error", "the browser recorded no page")
@@ -126,3 +140,37 @@ def holder_note(rec, margins) -> str:
         parts.append(f"{where}: {len(p.times)}/{n + 2} groups in {len(p.bursts)} bursts from {p.times[0][0]:.2f} "
                      f"to {p.times[-1][0]:.2f} s, {'progressive' if p.ok else 'held'}")
     return f"holder page {h.url}, {len(h.iframes)} iframes: " + "; ".join(parts)
+
+
+# What judge_client says of "the caller" and "the client", said of the page's script and Chromium.
+REWORDS = (("reached the caller", "reached the page's script"), ("the caller got", "the page's script got"),
+           ("held in the client", "after Chromium's network service had it"),
+           ("the bytes reached the socket of Chromium on time",
+            "Chromium's network service (DevTools) had them on time: the page's script got them late"))
+
+
+def judge_stream(rec, target):
+    """An SSE, NDJSON or bytes stream as a page's script read it, judged as a client's caller is."""
+    s = rec.stream
+    if s.status is not None and not 200 <= s.status < 300:
+        return Finding("error", f"HTTP {s.status} {s.reason} in Chromium", "a 2xx response")
+    if target.profile is None:   # no profile given, none read from a GET: as the page read it
+        target = replace(target, profile=s.profile)
+    finding = judge_client(rec.client_run(target), target, "Chromium")
+    observed = finding.observed
+    for old, new in REWORDS:
+        observed = observed.replace(old, new)
+    notes = []
+    if s.unheard:
+        notes.append(f"{s.unheard} events DevTools saw reached no listener of the page (it listened for "
+                     f"{', '.join(s.listened)}; a type first seen mid-stream is listened for from then on)")
+    if s.end not in (None, "complete"):
+        notes.append(f"the reading ended: {s.end}" + (f" after {s.end_s:.2f} s" if s.end_s is not None else "")
+                     + (" (the watch window)" if s.end == "watched" else ""))
+    notes.append(f"times: {s.clock}")
+    finding.observed = observed + "; " + "; ".join(notes)
+    codings = [v for k, v in s.response_headers if k.lower() == "content-encoding"]
+    asked = next((v for k, v in s.request_headers if k.lower() == "accept-encoding"), None)
+    finding.metrics.update(accept_encoding=asked, content_encoding=", ".join(codings) or "identity",
+                           api=s.api, events_seen=len(s.events), network_pieces=len(s.network))
+    return finding

@@ -273,12 +273,13 @@ def _num(v) -> float | None:
 
 
 def _client_matrix(report_dir: Path, t: TargetView) -> dict | None:
-    """Which clients (httpx, requests, Node's fetch) read the target, and how late each event
-    reached each caller behind the raw recorder: a row per client, a column per producer write.
-    Read from the ``client`` part of each client check's recording."""
+    """Which clients (httpx, requests, Node's fetch, Chromium's EventSource or fetch reader) read
+    the target, and how late each event reached each caller behind the raw recorder: a row per
+    client, a column per producer write. Read from the ``client`` part of each client check's
+    (and the browser check's) recording."""
     rows, raw = [], None
     for v in t.results:
-        if not v.check.startswith("client.") or not v.recording_href:
+        if not v.check.startswith(("client.", "browser.")) or not v.recording_href:
             continue
         path = (report_dir / v.recording_href).resolve()
         if path.parent != (report_dir / "recordings").resolve():
