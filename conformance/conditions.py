@@ -557,6 +557,8 @@ def large_url(ctx: Context) -> tuple[str | None, int | None, str | None]:
     """What ``delivery.large-body`` downloads: (url, size asked for, why not)."""
     if ctx.target.large_url:
         return ctx.target.large_url, None, None
+    if getattr(ctx.target, "app", None):   # --app (conformance/apps.py): its endpoints are the user's to name
+        return None, None, "your app's large endpoint is not known: give its path with --large-url /PATH (or large_url in a targets file)"
     if not ctx.target.builtin or ctx.server is None:
         return None, None, "a remote target: give the URL of a large body with --large-url (or large_url in a targets file)"
     from targets.conditions import large_path
@@ -803,6 +805,10 @@ def _disconnect(ctx: Context) -> DisconnectProbe:
         return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
                                skip="a remote target: what its server does after a disconnect cannot be seen from here")
     interval = ctx.target.interval
+    if interval is None:   # a server we started, serving a stream whose schedule is not known
+        return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
+                               skip="the producer's schedule is not known (give --interval): how many writes after "
+                                    "a disconnect are too many cannot be said")
     _wait_for_quiet(ctx.server, interval, ctx.target.expected_span() + 2 * interval)
     since = time.monotonic()
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import catalogue
+from conformance import apps, catalogue
+from conformance.fixture import stream_check  # noqa: F401 - the fixture for users' own tests
 from conformance.recorder import BadURL, parse_url
 from conformance.run import EXIT_INTERRUPTED, Options, Run
 from conformance.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target
@@ -55,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--repeat", type=int, default=1, metavar="N", help="record each scenario N times and judge by majority")
     g.addoption("--check", action="append", default=[], metavar="ID", help="run only these checks (repeatable; a prefix like framing. selects a group)")
     g.addoption("--skip-check", action="append", default=[], metavar="ID", help="leave out these checks (repeatable)")
+    apps.add_options(g)   # --app, --app-path, --server, --behind (conformance/apps.py)
 
 
 def _positive(name: str, value, allow_zero: bool = False):
@@ -109,6 +111,10 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     if opt.targets_file:
         from conformance.targets_file import load
         out += load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers, watch=watch))
+    out += apps.targets_from_options(opt, profile=opt.profile, count=opt.count,
+                                     interval=1.0 if interval is None and opt.profile == "countdown" else interval,
+                                     expect_bursts=opt.expect_bursts, headers=headers, watch=watch,
+                                     large_url=opt.large_url)
     names = list(opt.target)
     if not names and not out:
         names = list(DEFAULT_TARGETS)

@@ -115,6 +115,9 @@ class TargetRun:
     def launch(self) -> None:
         """Start the target's server, when the suite owns it; resolve a URL's redirects when asked."""
         self.begun = True
+        if getattr(self.target, "app", None):   # --app: the user's app under a server (conformance/apps.py)
+            from conformance import apps
+            return apps.launch(self)
         if not self.target.builtin:
             if self.run.options.follow_redirects:
                 self._follow_redirects()
@@ -597,6 +600,8 @@ class Run:
                 entry["error"] = t.launch_error
             if t.skip_reason:
                 entry["skipped"] = t.skip_reason
+            if getattr(t.target, "app", None):   # --app (conformance/apps.py): what the report's table needs
+                entry["app"] = t.target.describe()
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]

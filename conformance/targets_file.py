@@ -17,7 +17,9 @@ from conformance.target import MAX_STREAMS, PROFILES, Target
 
 KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count": int, "expect_bursts": int,
         "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int,
-        "watch": (int, float), "reference": str}
+        "watch": (int, float), "reference": str,
+        # the user's app, started by the suite (conformance/apps.py); then url is not given
+        "app": str, "app_path": (str, list), "servers": (str, list), "behind": (str, list)}
 
 
 def _line_of(text: str, index: int, key: str | None) -> int:
@@ -55,13 +57,22 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
             if key not in KEYS:
                 raise bad(key, f"unknown key; known: {', '.join(KEYS)}")
             if not isinstance(value, KEYS[key]) or isinstance(value, bool) and KEYS[key] is not bool:
-                raise bad(key, f"expected {getattr(KEYS[key], '__name__', 'a number')}, got {value!r}")
-        for key in ("id", "url"):
+                what = "a string or a list of strings" if KEYS[key] == (str, list) else \
+                    getattr(KEYS[key], '__name__', 'a number')
+                raise bad(key, f"expected {what}, got {value!r}")
+        if "app" in t and "url" in t:
+            raise bad("url", "give url or app, not both")
+        for key in ("app_path", "servers", "behind"):
+            if key in t and "app" not in t:
+                raise bad(key, "only with app = \"MODULE:ATTR\"")
+            if isinstance(t.get(key), list) and not all(isinstance(v, str) for v in t[key]):
+                raise bad(key, "expected a string or a list of strings")
+        for key in () if "app" in t else ("id", "url"):   # an app's targets are named after it unless id says
             if key not in t:
                 raise bad(key, "missing")
         for key in ("url", "large_url", "reference"):
             try:
-                if key in t:
+                if key in t and not (key == "large_url" and "app" in t and t[key].startswith("/")):   # the app's path
                     parse_url(t[key])
             except BadURL as e:
                 raise bad(key, str(e)) from None
@@ -78,6 +89,23 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         if not 1 <= t.get("concurrent_streams", 1) <= MAX_STREAMS:
             raise bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
+        if "app" in t:   # one target per (server, path, front), named after id
+            from conformance.apps import AppError, build_targets
+            as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))
+            try:
+                made = build_targets([t["app"]], as_list(t.get("app_path")), as_list(t.get("servers")),
+                                     as_list(t.get("behind")), name=t.get("id"), profile=profile,
+                                     interval=None if interval is None else float(interval), count=t.get("count"),
+                                     expect_bursts=t.get("expect_bursts"), headers=headers,
+                                     insecure=t.get("insecure", defaults.get("insecure", False)),
+                                     large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")))
+            except AppError as e:
+                raise bad("app", str(e).removeprefix(f"--app {t['app']}: ")) from None
+            for target in made:
+                if "concurrent_streams" in t:
+                    target.concurrent_streams = t["concurrent_streams"]
+            out += made
+            continue
         out.append(Target(t["id"], t["url"], profile, None if interval is None else float(interval), t.get("count"),
                           t.get("expect_bursts"), headers, t.get("insecure", defaults.get("insecure", False)),
                           large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")),

@@ -157,27 +157,29 @@ def _interrupts_deferred():
 
 
 def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: float = 20.0,
-          host: str = "127.0.0.1") -> Running:
+          host: str = "127.0.0.1", env: dict[str, str] | None = None, cwd: str | None = None) -> Running:
     """Start ``argv`` and wait until it accepts connections. In ``argv``, ``{address}`` becomes
     HOST:PORT (``{host}`` and ``{port}`` its parts), ``{python}`` this interpreter,
     ``{targets}`` this folder and ``{origin_port}`` a second free port (a chain's origin, kept as
-    ``Running.origin_port``). Retries on a port taken between probe and bind."""
+    ``Running.origin_port``). Retries on a port taken between probe and bind. ``env``: variables
+    set for the server (a ``PYTHONPATH`` goes after the suite's own root); ``cwd``: its working
+    directory (default: a temporary one)."""
     last_error = ""
     for _attempt in range(3):
         port = free_port(host)
         origin_port = next((free_port(host) for a in argv if "{origin_port}" in a), None)
         tmp = tempfile.TemporaryDirectory(prefix=f"conformance-{name}-")
         stderr_path = Path(tmp.name) / "stderr.log"
-        env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"})
+        child_env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"}, **(env or {}))
         root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
         cmd = [a.replace("{address}", f"{host}:{port}").replace("{host}", host).replace("{port}", str(port))
                .replace("{origin_port}", str(origin_port))
                .replace("{python}", sys.executable).replace("{targets}", str(Path(__file__).resolve().parent))
                for a in argv]
         with _interrupts_deferred(), open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
-                                    cwd=tmp.name, start_new_session=True, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=child_env,
+                                    cwd=cwd or tmp.name, start_new_session=True, preexec_fn=_die_with_parent)
             running = Running(name, host, port, proc, stderr_path, tmp, origin_port=origin_port)
             _running.add(running)
         deadline = time.monotonic() + ready_timeout

@@ -1,7 +1,9 @@
 """Debian's nginx as a reverse proxy in front of the corrected web.py app, as one target.
 
 ``python -m targets.nginx VARIANT HOST:PORT`` starts the upstream (``targets/webpy_app.py`` on
-web.py's own server, cheroot, on another free loopback port), waits until it listens, writes a
+web.py's own server, cheroot, on another free loopback port; or the command after ``--``, with
+``{upstream_address}``, ``{upstream_host}`` and ``{upstream_port}`` in it: a user's app under its
+server, ``conformance/apps.py``), waits until it listens, writes a
 complete ``nginx.conf`` into a temporary directory of its own (pid file, error log and every temp
 path inside it, ``daemon off;``, ``master_process off;`` so nginx is a single process), and runs
 nginx in the foreground on HOST:PORT. It then waits: when either child ends, or on SIGTERM or
@@ -122,7 +124,7 @@ def _terminate(signum, frame):
     raise SystemExit(0)
 
 
-def main(variant: str, address: str) -> int:
+def main(variant: str, address: str, upstream_argv: list[str] | None = None) -> int:
     from targets.launcher import _die_with_parent
     nginx = find_nginx()
     if nginx is None:
@@ -135,11 +137,16 @@ def main(variant: str, address: str) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f"conformance-nginx-{variant}-"))
     try:
         upstream_port = _free_port(avoid=int(port))
-        upstream = subprocess.Popen([sys.executable, str(ROOT / "targets" / "webpy_app.py"), f"127.0.0.1:{upstream_port}"],
-                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        what = "the upstream web.py app"
+        cmd = [sys.executable, str(ROOT / "targets" / "webpy_app.py"), f"127.0.0.1:{upstream_port}"]
+        if upstream_argv:
+            what = f"the upstream {' '.join(upstream_argv)}"
+            cmd = [a.replace("{upstream_address}", f"127.0.0.1:{upstream_port}").replace("{upstream_host}", "127.0.0.1")
+                   .replace("{upstream_port}", str(upstream_port)) for a in upstream_argv]
+        upstream = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         procs.append(upstream)
         if not _wait_listening(upstream_port, upstream):
-            print(f"the upstream web.py app did not start on port {upstream_port}", file=sys.stderr)
+            print(f"{what} did not start on port {upstream_port}", file=sys.stderr)
             return 1
         conf = tmp / "nginx.conf"
         conf.write_text(config(address, upstream_port, tmp, variant))
@@ -147,7 +154,7 @@ def main(variant: str, address: str) -> int:
                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         procs.append(proxy)
         pid, status = os.wait()   # until one of them ends (or a signal ends us)
-        which = "nginx" if pid == proxy.pid else "the upstream web.py app"
+        which = "nginx" if pid == proxy.pid else what
         for p in procs:
             if p.pid == pid:
                 p.returncode = os.waitstatus_to_exitcode(status)
@@ -161,6 +168,9 @@ def main(variant: str, address: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in VARIANTS:
-        sys.exit(f"usage: python -m targets.nginx {{{','.join(VARIANTS)}}} HOST:PORT")
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    args, _, upstream_cmd = sys.argv[1:], None, None
+    if "--" in args:
+        args, upstream_cmd = args[:args.index("--")], args[args.index("--") + 1:]
+    if len(args) != 2 or args[0] not in VARIANTS or upstream_cmd == []:
+        sys.exit(f"usage: python -m targets.nginx {{{','.join(VARIANTS)}}} HOST:PORT [-- UPSTREAM COMMAND]")
+    sys.exit(main(args[0], args[1], upstream_cmd))

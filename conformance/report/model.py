@@ -110,6 +110,7 @@ class Report:
     check_rows: list[dict]          # matrix rows: {"check", "level", "title", "group", "cells": [ResultView|None]}
     totals: dict
     overview: list[dict] = field(default_factory=list)  # per target: its GET stream at a glance
+    app_tables: list[dict] = field(default_factory=list)  # --app: per (app, path), servers × fronts
     verdicts: tuple = VERDICTS
     verdict_meaning: dict = field(default_factory=lambda: dict(VERDICT_MEANING))
 
@@ -208,6 +209,8 @@ def build(report_dir: Path) -> Report:
                          "checks": [v for v in t.results if v.check.startswith("delivery.")
                                     and rec is not None and v.recording_href == rec.href][:4]})
 
+    app_tables = _app_tables(target_entries, targets)
+
     exit_code = doc.get("exit_code")
     suite = doc.get("suite") or {}
     return Report(
@@ -216,8 +219,49 @@ def build(report_dir: Path) -> Report:
         duration=f"{doc['duration_s']:.1f} s" if isinstance(doc.get("duration_s"), (int, float)) else "",
         exit_code=exit_code if isinstance(exit_code, int) else None,
         exit_meaning=EXIT_MEANING.get(exit_code, "") if isinstance(exit_code, int) else "",
-        targets=targets, check_rows=rows, overview=overview,
+        targets=targets, check_rows=rows, overview=overview, app_tables=app_tables,
         totals=Counter(v.verdict for v in cells.values()))
+
+
+WORST_FIRST = ("error", "fail", "warn", "pass", "info", "skip")
+FRONT_TITLES = {None: "the server alone", "nginx": "behind nginx (its defaults)",
+                "nginx-unbuffered": "behind nginx, proxy_buffering off"}
+
+
+def _app_tables(entries: list[dict], targets: list[TargetView]) -> list[dict]:
+    """``--app`` targets as docs/matrix.md shows the reference app: one table per (app, path),
+    a row per server, a column per front; each cell the target's worst verdict and the checks
+    not met, linked to the target."""
+    tables: dict[tuple[str, str], dict] = {}
+    for entry, t in zip(entries, targets):
+        app = entry.get("app")
+        if not isinstance(app, dict):
+            continue
+        key = (str(app.get("name") or app.get("app")), str(app.get("path", "")))
+        table = tables.setdefault(key, {"app": tx.visible(key[0], tx.ID_CAP), "path": tx.visible(key[1], tx.URL_CAP),
+                                        "kind": tx.visible(str(app.get("kind", "")).upper(), 8),
+                                        "servers": [], "fronts": [], "cells": {}})
+        server, front = str(app.get("server", "")), app.get("front")
+        front = None if front is None else str(front)
+        if server not in table["servers"]:
+            table["servers"].append(server)
+        if front not in table["fronts"]:
+            table["fronts"].append(front)
+        verdicts = [v for v in WORST_FIRST if t.counts.get(v)]
+        not_met = [r.check for r in t.results if r.verdict in ("error", "fail", "warn")]
+        note = entry.get("skipped") or entry.get("error") or ""
+        table["cells"][(server, front)] = {
+            "anchor": t.anchor, "id": t.id, "verdict": verdicts[0] if verdicts else "skip",
+            "not_met": not_met, "counts": t.counts,
+            "note": tx.visible(str(note).strip().splitlines()[-1] if str(note).strip() else "", 300)}
+    out = []
+    for table in tables.values():
+        table["fronts"].sort(key=lambda f: (f is not None, f or ""))
+        table["front_titles"] = [tx.visible(FRONT_TITLES.get(f, f"behind {f}"), 80) for f in table["fronts"]]
+        table["rows"] = [{"server": tx.visible(s, 40), "cells": [table["cells"].get((s, f)) for f in table["fronts"]]}
+                         for s in table["servers"]]
+        out.append(table)
+    return out
 
 
 RECORDING_FIELDS = {f.name for f in dataclasses.fields(Recording)}
