@@ -33,7 +33,8 @@ from typing import Any
 import h11
 import httpx
 
-from conformance.codings import KNOWN as GZIP_CODINGS, content_codings, decoded
+from conformance.codings import KNOWN as DECODABLE, content_codings, decoded
+from conformance.conditions import _Primary
 from conformance.recorder import ABORTED, INTERRUPTED, register_socket
 from conformance.recording import BODY_KEEP, PIECES_KEEP, RAW_KEEP, Recording, redact
 from conformance.scenarios import READ_BUDGET, Context, Scenario, register
@@ -45,8 +46,9 @@ MERGE_S = 0.001
 
 
 @dataclass
-class ClientRun:
-    """One client's reading of the target: the caller's view, the client's wire, the raw reference."""
+class ClientRun(_Primary):
+    """One client's reading of the target: the caller's view, the client's wire, the raw reference.
+    What the catalogue reads of a recording (error, status, body, …) is the caller's view's."""
     scenario: str
     client: str                       # "httpx 0.28.1"
     api: str                          # how the body was read, as the caller writes it
@@ -58,27 +60,6 @@ class ClientRun:
     target: Any = field(default=None, repr=False)
     _plain_wire: Any = field(default=None, repr=False)
 
-    # what the catalogue reads of a recording
-    @property
-    def error(self):
-        return self.primary.error
-
-    @property
-    def status(self):
-        return self.primary.status
-
-    @property
-    def reason(self):
-        return self.primary.reason
-
-    @property
-    def body(self) -> bytes:
-        return self.primary.body
-
-    @property
-    def url(self) -> str:
-        return self.primary.url
-
     def request_header(self, name: str) -> str | None:
         return next((v for k, v in self.primary.request_headers if k.lower() == name.lower()), None)
 
@@ -89,7 +70,7 @@ class ClientRun:
             wire, note = self.wire, ""
             if wire is not None and not wire.error:
                 codings = content_codings(wire)
-                if codings and all(c in GZIP_CODINGS for c in codings):
+                if codings and all(c in DECODABLE for c in codings):
                     wire, notes = decoded(wire)
                     note = "; ".join(notes)
                 elif codings:

@@ -42,11 +42,9 @@ MODES = {
     "serial-held": "handles one connection at a time (no threads), holds its countdown to the end, and keeps "
                    "writing for six intervals after a client leaves (a single-threaded server, a blocking "
                    "generator under an ASGI bridge)",
-    "endless-sse": "an SSE stream that never ends: an event every 0.5 s (x time scale) on any path",
 }
 AFTER_LEAVE = 6   # serial-held: intervals its producer writes on after the client left
 # Controls whose stream is not the countdown: what the registry describes them with.
-SCHEDULES = {"endless-sse": {"profile": "sse", "interval": 0.5, "path": "/events"}}
 
 
 def countdown_schedule(count: int, interval: float) -> list[tuple[float, bytes]]:
@@ -75,8 +73,6 @@ class Exchange:
 
     def run(self, method: str, path: str, version: str) -> bool:
         """Answer one request; return whether the connection may carry another."""
-        if self.mode == "endless-sse":
-            return self.endless_sse(method, version)
         m = re.fullmatch(r"/(\d+)", path)
         if not m:
             self.sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
@@ -162,22 +158,6 @@ class Exchange:
         self.sock.sendall(self.head([("Content-Type", "text/html; charset=utf-8"),
                                      ("Content-Length", str(len(body)))] + close) + body)
         return version != "1.0"
-
-    def endless_sse(self, method: str, version: str) -> bool:
-        """An event every half interval, for ever (until the client goes away)."""
-        http10 = version == "1.0"
-        framing = [("Connection", "close")] if http10 else [("Transfer-Encoding", "chunked")]
-        self.sock.sendall(self.head([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")] + framing))
-        if method == "HEAD":
-            return True
-        start, n = time.monotonic(), 0
-        while True:   # ends when the client leaves: sendall raises, serve_requests returns
-            event = b"id: %d\ndata: tick %d\n\n" % (n, n)
-            self.sock.sendall(event if http10 else chunk(event))
-            n += 1
-            delay = start + n * self.interval / 2 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
     def timed(self, writes, encode) -> None:
         """Send each piece at its scheduled time after the request."""

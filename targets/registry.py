@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from targets.controls import MODES, SCHEDULES
+from targets.controls import MODES
 
 # The main job runs at the seed's own timing (1 s per item), so its countdown is short enough to
 # finish in well under a minute: /5 takes 6 s per request.
@@ -66,8 +66,7 @@ BUILTINS: dict[str, Builtin] = {
 }
 for _mode, _what in MODES.items():
     BUILTINS[f"control-{_mode}"] = Builtin(
-        f"control-{_mode}", ("{python}", "-m", "targets.controls", _mode, "{address}"), f"control: {_what}",
-        **SCHEDULES.get(_mode, {}))
+        f"control-{_mode}", ("{python}", "-m", "targets.controls", _mode, "{address}"), f"control: {_what}")
 
 DEFAULT_TARGETS = ("webpy-seed", "webpy")
 

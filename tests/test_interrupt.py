@@ -176,7 +176,7 @@ def not_run(doc: dict) -> list[dict]:
 # --- the inputs of issue 18 ----------------------------------------------------------------------
 
 def test_sigterm_5_s_into_an_endless_sse_stream(suite):
-    s = suite("--target", "control-endless-sse", "--check", "framing.", "--check", "delivery.first-byte",
+    s = suite("--target", "control-sse-endless", "--check", "framing.", "--check", "delivery.first-byte",
               "--check", "delivery.progressive", "--check", "delivery.cadence")
     s.wait_for("the server started", s.processes)
     s.still_running_after(5.0)
@@ -192,7 +192,7 @@ def test_sigterm_5_s_into_an_endless_sse_stream(suite):
     (get,) = interrupted_recordings(s, doc).values()
     assert get["scenario"] == "get" and get["end"] == INTERRUPTED and get["body_bytes"] > 0
     assert len(get["reads"]) >= 5, "about 5 s of events at 2 per second"
-    assert get["body_kept"].startswith("id: 0\ndata: tick 0\n\n")
+    assert get["body_kept"].startswith("id: 0\nevent: token\ndata: ")
     # what arrived is judged: progressive, early, on cadence, and its head is sound
     for check in ("delivery.first-byte", "delivery.progressive", "delivery.cadence", "framing.content-type",
                   "framing.no-te-with-cl"):
@@ -211,7 +211,7 @@ def test_sigterm_5_s_into_an_endless_sse_stream(suite):
 
 
 def test_sigint_during_delivery_concurrent(suite):
-    s = suite("--target", "control-endless-sse", "--check", "delivery.concurrent")
+    s = suite("--target", "control-sse-endless", "--check", "delivery.concurrent")
     (server,) = s.wait_for("the server started", s.processes)
     # five streams and the holder page: the listener plus six connections
     s.wait_for("the concurrent streams connected", lambda: server_connections(server) >= 7)
@@ -247,7 +247,7 @@ def test_sigint_during_the_browser_check(suite):
 def test_sigterm_while_the_clients_read_an_endless_stream(suite):
     """httpx, requests and Node's fetch read with their own sockets (node in its own process):
     the interrupt reaches them too."""
-    s = suite("--target", "control-endless-sse", "--check", "client.")
+    s = suite("--target", "control-sse-endless", "--check", "client.")
     (server,) = s.wait_for("the server started", s.processes)
     s.wait_for("a client is streaming", lambda: server_connections(server) >= 2)
     s.still_running_after(2.0)
@@ -279,7 +279,7 @@ SECOND_SIGNAL = """
 import os, signal
 from targets import launcher
 from conformance import run
-server = launcher.start("control-endless-sse", ["{python}", "-m", "targets.controls", "endless-sse", "{address}"])
+server = launcher.start("control-sse-endless", ["{python}", "-m", "targets.streams", "sse-endless", "{address}"])
 print(server.process.pid, flush=True)
 run._arm_second_signal()        # as the first SIGINT or SIGTERM does
 os.kill(os.getpid(), signal.SIGTERM)
@@ -307,7 +307,7 @@ def test_a_second_signal_ends_the_process_at_once(tmp_path):
 
 
 def test_two_signals_in_a_row_end_the_run_with_exit_2_and_nothing_left(suite):
-    s = suite("--target", "control-endless-sse", "--check", "delivery.progressive")
+    s = suite("--target", "control-sse-endless", "--check", "delivery.progressive")
     (server,) = s.wait_for("the server started", s.processes)
     s.still_running_after(1.0)
     s.proc.send_signal(signal.SIGTERM)
@@ -338,7 +338,7 @@ def test_run_interrupt_keeps_the_stream_so_far_in_process(tmp_path):
 
     load_all()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    run = Run([Target("sse", None, "sse", 0.1, builtin="control-endless-sse")],
+    run = Run([Target("sse", None, "sse", 0.1, builtin="control-sse-endless")],
               Options(time_scale=0.2, report_dir=tmp_path))
     trun = run.targets[0]
     trun.scenarios = ["get", "head"]
