@@ -451,3 +451,36 @@ def test_the_holder_page_is_replayed_as_a_browser_does(webpy):
     assert all(s.rec.end == "complete" and b"Lift off" in s.rec.body for s in frames)
     f = CHECKS["delivery.concurrent"].judge(result, target)
     assert f.verdict == "pass" and f.metrics["iframes"] == 4, f.observed
+
+
+# --- delivery.concurrent: served one after another, or opened late -------------------------------
+
+def _stream(label: str, started: float, first: float, end: float, kind: str = "stream"):
+    """A stream of 8 SSE events 0.3 s apart from ``first`` (s after its request), ended at ``end``."""
+    from conformance.conditions import Stream
+    events = [(first + 0.3 * k, b"data: %d\n\n" % k) for k in range(8)]
+    rec = recording(events, headers=[["Content-Type", "text/event-stream"]])
+    rec.end_t = end
+    return Stream(label, "http://test/", kind, started, rec=rec)
+
+
+def test_a_stream_that_waited_for_another_to_end_fails_without_a_schedule():
+    """Schedule-free: the second stream gets nothing for 2.4 s after its request, until the first
+    ends: served one after another (a uvicorn app that blocks its event loop)."""
+    from conformance.conditions import Concurrent
+    target = Target("t", "http://test/", "sse", None)
+    first = _stream("stream 1", 100.0, 0.0, 2.4)
+    second = _stream("stream 2", 100.0, 2.4, 4.8)
+    f = CHECKS["delivery.concurrent"].judge(Concurrent("concurrent", [first, second]), target)
+    assert f.verdict == "fail" and "one after another" in f.observed, f.observed
+
+
+def test_a_stream_opened_late_is_not_one_that_waited():
+    """An iframe the holder page names at 6 s, answered at once, is not "served after" the streams
+    that happened to end then (the main job's seed: iframe /8 opened as the five /5 streams end)."""
+    from conformance.conditions import Concurrent
+    target = Target("t", "http://test/", "sse", None)
+    first = _stream("stream 1", 100.0, 0.0, 2.4)
+    late = _stream("iframe /8", 102.4, 0.002, 2.4, kind="stream")
+    f = CHECKS["delivery.concurrent"].judge(Concurrent("concurrent", [first, late]), target)
+    assert f.verdict == "pass", f.observed

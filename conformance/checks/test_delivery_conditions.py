@@ -110,12 +110,16 @@ def test_concurrent(result, target):
             waited = [o for o, end in ends if o is not s and s.started < end <= first_at]
         if verdict != "fail":
             # On its own the stream may look fine (without a schedule, a late start is not a hold),
-            # but a stream that got nothing until another had ended, a hold's silence (1 s) after
-            # that one's first bytes, was served after it, not beside it.
+            # but a stream that got nothing for a hold's silence (1 s) after its request, until
+            # another had ended, a hold's silence after that one's first bytes, was served after
+            # it, not beside it.
             # (the thread that finished another stream may send this one's first bytes before
             # that stream's end has reached us: an end up to the noise window later counts)
+            # The stream itself must have waited: its own first byte a hold's silence after its
+            # own request (an iframe opened late, as the holder page names it, has not waited).
             margins = FreeMargins(rtt=rec.connect_s or 0.0)
-            served_after = [o for o, end in ends if o is not s and first_at is not None
+            waited_itself = first is not None and first - margins.rtt >= margins.hold_silence
+            served_after = [o for o, end in ends if waited_itself and o is not s and first_at is not None
                             and s.started < end <= first_at + margins.window
                             and o.at(o.rec.first_body_t()) is not None
                             and first_at - o.at(o.rec.first_body_t()) >= margins.hold_silence]
