@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from targets.nginx import SBIN, _free_port, _stop, _terminate, _wait_listening
+from targets.nginx import SBIN, _free_port, _stop, _terminate, _wait_listening, first_exit
 from targets.nginx import config as nginx_config
 
 
@@ -238,15 +238,7 @@ def main(name: str, address: str, origin_port: int) -> int:
         argv, env = proxy_argv(chain, address, origin_port, tmp, fcgi_port)
         proxy = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
         procs.append(proxy)
-        pid, status = os.wait()   # until one of them ends (or a signal ends us)
-        which = chain.proxy if pid == proxy.pid else "the probe"
-        for p in procs:
-            if p.pid == pid:
-                p.returncode = os.waitstatus_to_exitcode(status)
-        log = tmp / "error.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        print(f"{which} exited with status {os.waitstatus_to_exitcode(status)}\n{tail}", file=sys.stderr)
-        return 1
+        return first_exit(procs, proxy, (chain.proxy, "the probe"), tmp)
     finally:
         _stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)

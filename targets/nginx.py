@@ -108,6 +108,20 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) ->
     return False
 
 
+def first_exit(procs: list, proxy, names: tuple[str, str], tmp: Path) -> int:
+    """Wait until the proxy or its upstream ends (or a signal ends us), say which on stderr with
+    the tail of the proxy's error log, and return 1: a front without its upstream is down."""
+    pid, status = os.wait()
+    which = names[0] if pid == proxy.pid else names[1]
+    for p in procs:
+        if p.pid == pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+    log = tmp / "error.log"
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    print(f"{which} exited with status {os.waitstatus_to_exitcode(status)}\n{tail}", file=sys.stderr)
+    return 1
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -153,15 +167,7 @@ def main(variant: str, address: str, upstream_argv: list[str] | None = None) -> 
         proxy = subprocess.Popen([nginx, "-e", str(tmp / "error.log"), "-p", str(tmp), "-c", str(conf)],
                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         procs.append(proxy)
-        pid, status = os.wait()   # until one of them ends (or a signal ends us)
-        which = "nginx" if pid == proxy.pid else what
-        for p in procs:
-            if p.pid == pid:
-                p.returncode = os.waitstatus_to_exitcode(status)
-        log = tmp / "error.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        print(f"{which} exited with status {os.waitstatus_to_exitcode(status)}\n{tail}", file=sys.stderr)
-        return 1
+        return first_exit(procs, proxy, ("nginx", what), tmp)
     finally:
         _stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
