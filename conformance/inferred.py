@@ -33,8 +33,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from conformance.recording import Recording
+from conformance.timing import body_arrivals, ndjson_lines, sse_events
 
-LINE_END = re.compile(rb"\r\n|\n|\r")
 COUNTDOWN_UNIT = re.compile(rb"<h2\b.*?</h2>|<li\b.*?</li>|<h1\b.*?</h1>", re.I | re.S)
 WORDS = {"sse": ("event", "events"), "ndjson": ("line", "lines"), "countdown": ("item", "items"),
          "bytes": ("read", "reads")}
@@ -106,44 +106,13 @@ def unit_spans(rec: Recording, profile: str, count: int | None = None) -> list[t
     """(first byte, last byte) offsets of each unit in the decoded body: SSE events (blocks with
     a data field; comments and keep-alives are not events), NDJSON records, countdown items."""
     body = rec.body
-    ended = rec.end in ("complete", "closed") and rec.body_bytes == len(body)
     if profile == "sse":
         return sse_events(body)
     if profile == "ndjson":
-        out, pos = [], 0
-        for m in re.finditer(rb"\n", body):
-            line = body[pos:m.start()]
-            if line.strip():
-                out.append((pos + len(line) - len(line.lstrip()), m.start()))
-            pos = m.end()
-        if ended and body[pos:].strip():
-            out.append((pos, len(body) - 1))
-        return out
+        return ndjson_lines(body, rec.end in ("complete", "closed") and rec.body_bytes == len(body))
     if profile == "countdown":   # the heading, each item, the finale: each a whole element
         return [(m.start(), m.end() - 1) for m in COUNTDOWN_UNIT.finditer(body)]
     return []
-
-
-def sse_events(body: bytes) -> list[tuple[int, int]]:
-    """Each dispatched event's (first byte of its block, last byte of its blank line)."""
-    out: list[tuple[int, int]] = []
-    pos = 3 if body.startswith(b"\xef\xbb\xbf") else 0
-    block_start, has_data = None, False
-    for m in LINE_END.finditer(body, pos):
-        line = body[pos:m.start()]
-        if not line:
-            if has_data:
-                out.append((block_start, m.end() - 1))
-            block_start, has_data = None, False
-        else:
-            if not line.startswith(b":") and line.split(b":", 1)[0] == b"data":
-                has_data = True
-                if block_start is None:
-                    block_start = pos
-            elif block_start is None and not line.startswith(b":"):
-                block_start = pos    # an id: or event: line opens the event's block
-        pos = m.end()
-    return out
 
 
 def _time_at(rec: Recording, starts: list[int], offset: int) -> float | None:
@@ -154,26 +123,13 @@ def _time_at(rec: Recording, starts: list[int], offset: int) -> float | None:
 def units_of(rec: Recording, profile: str, count: int | None = None) -> list[Unit]:
     """The body's units with their first-byte and completion times (s after the request)."""
     if profile not in ("sse", "ndjson", "countdown"):
-        return [Unit(p.t, p.t, p.size) for p in _reads(rec)]
+        return [Unit(t, t, size) for t, size in body_arrivals(rec)]
     starts = [p.offset for p in rec.pieces]
     out = []
     for a, b in unit_spans(rec, profile, count):
         ta, tb = _time_at(rec, starts, a), _time_at(rec, starts, b)
         if ta is not None and tb is not None:
             out.append(Unit(ta, tb, b - a + 1))
-    return out
-
-
-def _reads(rec: Recording):
-    """Body arrivals merged per read time (one Unit-like row per read)."""
-    out = []
-    for p in rec.pieces:
-        if not p.size:
-            continue
-        if out and out[-1].t == p.t:
-            out[-1] = type(p)(p.t, out[-1].offset, out[-1].size + p.size, out[-1].chunk_start, p.chunk_end)
-        else:
-            out.append(p)
     return out
 
 
@@ -195,7 +151,7 @@ def analyse(rec: Recording, profile: str, count: int | None = None) -> Free:
         r.size += u.size
     split = [k for k, u in enumerate(units) if u.end - u.start >= m.split_gap
              and profile in ("sse", "ndjson", "countdown")]
-    arrivals = [(p.t, p.size) for p in _reads(rec)]
+    arrivals = body_arrivals(rec)
     for r in releases:
         if profile != "bytes":   # the body bytes that arrived with it: a buffer's flush size
             r.size = sum(size for t, size in arrivals if r.start - 1e-9 <= t <= r.end + 1e-9)

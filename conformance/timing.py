@@ -203,41 +203,54 @@ def countdown_group_offsets(body: bytes, count: int) -> list[int | None]:
     return offsets
 
 
-def sse_event_ends(body: bytes) -> list[int]:
-    """Where each Server-Sent Event ends in the body: the last byte of the blank line that
-    dispatches it (HTML's event-stream interpretation: lines end in CRLF, LF or CR; a block
+def sse_events(body: bytes) -> list[tuple[int, int]]:
+    """Each Server-Sent Event in the body as (first byte of its block, last byte of the blank line
+    that dispatches it) (HTML's event-stream interpretation: lines end in CRLF, LF or CR; a block
     dispatches an event only when it holds a ``data`` field; comments and ``retry`` alone do not)."""
-    ends: list[int] = []
-    pos, has_data = 0, False
-    if body.startswith(b"\xef\xbb\xbf"):
-        pos = 3
+    out: list[tuple[int, int]] = []
+    pos = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    block_start, has_data = None, False
     for m in LINE_END.finditer(body, pos):
         line = body[pos:m.start()]
         if not line:
             if has_data:
-                ends.append(m.end() - 1)
-            has_data = False
-        elif not line.startswith(b":") and line.split(b":", 1)[0] == b"data":
-            has_data = True
+                out.append((block_start, m.end() - 1))
+            block_start, has_data = None, False
+        elif not line.startswith(b":"):   # a comment neither opens nor fills an event's block
+            if block_start is None:
+                block_start = pos
+            if line.split(b":", 1)[0] == b"data":
+                has_data = True
         pos = m.end()
-    return ends
+    return out
 
 
-def ndjson_line_ends(body: bytes, ended: bool = False) -> list[int]:
-    """Where each NDJSON record ends: its LF (blank lines are not records). A last record
-    without a LF counts only when the message has ended (``ended``)."""
-    ends: list[int] = []
+def sse_event_ends(body: bytes) -> list[int]:
+    """Where each Server-Sent Event ends in the body (``sse_events``)."""
+    return [end for _, end in sse_events(body)]
+
+
+def ndjson_lines(body: bytes, ended: bool = False) -> list[tuple[int, int]]:
+    """Each NDJSON record as (its first non-blank byte, its LF); blank lines are not records. A
+    last record without a LF counts only when the message has ended (``ended``)."""
+    out: list[tuple[int, int]] = []
     pos = 0
     while True:
         nl = body.find(b"\n", pos)
         if nl < 0:
             break
-        if body[pos:nl].strip():
-            ends.append(nl)
+        line = body[pos:nl]
+        if line.strip():
+            out.append((pos + len(line) - len(line.lstrip()), nl))
         pos = nl + 1
     if ended and body[pos:].strip():
-        ends.append(len(body) - 1)
-    return ends
+        out.append((pos, len(body) - 1))
+    return out
+
+
+def ndjson_line_ends(body: bytes, ended: bool = False) -> list[int]:
+    """Where each NDJSON record ends (``ndjson_lines``)."""
+    return [end for _, end in ndjson_lines(body, ended)]
 
 
 def _times_of(rec: Recording, offsets: list[int | None]) -> list[float | None]:
