@@ -19,6 +19,7 @@ import h11
 import pytest
 
 from conformance.catalogue import CHECKS, load_all
+from conformance.codings import decode
 from conformance.compressed import Compressed
 from conformance.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
                                     same_origin_relative, stream_target)
@@ -181,8 +182,9 @@ def test_gzip_members_and_corruption():
     plain, notes = decoded(rec)
     assert plain.body == b"<h2>Prepare for Launch!</h2><ul><li>Liftoff in 1...</li>" and not notes
     bad = recording([(0.0, two[:20]), (0.1, b"\x00" * 40)], headers=[["Content-Encoding", "gzip"]])
-    plain, notes = decoded(bad)
-    assert notes and "corrupt" in notes[0]
+    d = decode(bad)
+    assert d.fault == "corrupt" and 20 <= d.stopped_at < 60, d.notes   # the first byte refused, not byte 0
+    assert f"cannot be decoded from encoded byte {d.stopped_at}" in d.notes[0]
 
 
 def test_gzip_judges_an_uncompressed_answer_on_its_plain_body_and_skips_other_codings():
