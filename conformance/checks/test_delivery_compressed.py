@@ -109,7 +109,7 @@ def test_compressed(seq, target):
        scenario=SCENARIO)
 def test_head_early(seq, target):
     """The head is not held until the producer's first write."""
-    held, seen = [], []
+    held, seen, held_for = [], [], []
     recs = [("identity", getattr(seq, "identity", None)), ("browser-style", seq.exchanges[0])]
     for name, rec in recs:
         if rec is None or rec.error or rec.head_t is None:
@@ -121,12 +121,14 @@ def test_head_early(seq, target):
         seen.append(f"{label}: head at {ms(rec.head_t)}, first body byte at {ms(first)}")
         if first is not None and rec.head_t - m.rtt >= m.hold_silence and first - rec.head_t < m.window:
             held.append(label)
+            held_for.append(name)
     if not seen:
         return skipped("no response head was recorded")
     metrics = {f"{n.replace('-', '_')}_head_s": round(r.head_t, 4) for n, r in recs
                if r is not None and not r.error and r.head_t is not None}
     expected = (f"the head well before the first body byte when that comes late (a head {ms(1.0)} or more after "
                 "the request, in the same read as the first body bytes, was held for them)")
+    metrics["head_held_for"] = held_for   # which requests' heads came with their first body bytes
     if held:
         only = " only" if len(held) < len(seen) else ""
         return failed("; ".join(seen) + f": the head was held until the first write{only} for the {', '.join(held)} "
