@@ -374,7 +374,7 @@ FAULT_WORDS = {"trailing": "ends early and uncoded bytes follow it", "corrupt": 
 def _lost_words(r: dict) -> str:
     m = r.get("metrics") or {}
     raised = "raised after " if r["verdict"] in ("fail", "warn") and "raised" in r.get("observed", "") else ""
-    return f"{raised}{m.get('units_caller')} of {m.get('units_wire')} units ({m.get('units_lost')} lost)"
+    return f"{raised}{m.get('units_caller')} of {m.get('units_wire')} {m.get('units_what', 'units')} ({m.get('units_lost')} lost)"
 
 
 HOLDS = ("held", "buffer", "h1-only", "event-tail", "delay", "compression")

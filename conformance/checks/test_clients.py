@@ -218,7 +218,7 @@ def judge_client(run, target, name: str) -> Finding:
                    caller_pieces=len(rec.pieces), body_bytes=rec.body_bytes)
     loss = loss_of(run, target)
     if loss is not None:
-        metrics.update(units_caller=loss.got, units_wire=loss.wire, units_lost=loss.lost)
+        metrics.update(units_caller=loss.got, units_wire=loss.wire, units_lost=loss.lost, units_what=loss.what)
     if rec.strict_error:
         got = (f" (the caller got {loss.got} of the {loss.wire} {loss.what} the raw recorder's GET delivered)"
                if loss is not None else "")
