@@ -126,3 +126,30 @@ def test_a_head_late_by_the_apps_first_write_keeps_its_advice(runs):
     assert by["delivery.progressive"]["verdict"] == "pass", by["delivery.progressive"]["observed"]
     [cause] = causes(runs, "sse-head-late")
     assert cause["kind"] == "head" and "SSE comment" in cause["fix"] and cause["explains"] == ["delivery.head-early"]
+
+
+# --- a real stack: Debian's PHP-FPM behind Debian's nginx (targets/php_nginx.py) -----------------
+
+def test_php_fpm_behind_nginx_defaults_hold_and_fastcgi_buffering_off_streams(tmp_path):
+    """Measured by hand first (a raw socket): with the defaults the head and all ten events arrive
+    together at the end; with fastcgi_buffering off each event 0.3 s apart. The suite, given only
+    the target, says the same, with one cause whose fix names fastcgi_buffering (no header names
+    PHP: Debian's expose_php = Off)."""
+    from targets.registry import BUILTINS
+    missing = BUILTINS["php-fpm-nginx"].missing()
+    if missing:
+        pytest.skip(missing)
+    p = subprocess.run([sys.executable, "-m", "conformance", "--target", "php-fpm-nginx", "--target",
+                        "php-fpm-nginx-unbuffered", "--skip-check", "browser.", "--report-dir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert p.returncode == 1 == doc["exit_code"], p.stdout[-3000:]
+    by = {(r["target"], r["check"]): r for r in doc["results"]}
+    assert by[("php-fpm-nginx", "delivery.progressive")]["verdict"] == "fail"
+    assert by[("php-fpm-nginx-unbuffered", "delivery.progressive")]["verdict"] == "pass"
+    assert by[("php-fpm-nginx-unbuffered", "delivery.head-early")]["verdict"] == "pass"
+    targets = {t["id"]: t for t in doc["targets"]}
+    [hold] = targets["php-fpm-nginx"]["diagnosis"]
+    assert hold["kind"] == "held" and "nginx" in hold["hop"] and "fastcgi_buffering off" in hold["fix"]
+    assert "delivery.head-early" in hold["explains"]   # the head came with the body: one hold
+    assert not targets["php-fpm-nginx-unbuffered"].get("diagnosis")
