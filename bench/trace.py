@@ -18,6 +18,7 @@ streams it had to watch took, read off what it recorded:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -99,4 +100,5 @@ def pytest_configure(config):
     with open(path, "a") as f:
         f.write(json.dumps({"configured": time.monotonic()}) + "\n")
     for name, sc in list(scenarios.SCENARIOS.items()):
-        scenarios.SCENARIOS[name] = scenarios.Scenario(sc.name, sc.description, _wrap(name, sc.run, path))
+        # replace(): the scenario's other fields (exclusive, connections) are how it is scheduled
+        scenarios.SCENARIOS[name] = dataclasses.replace(sc, run=_wrap(name, sc.run, path))
