@@ -78,6 +78,7 @@ class TargetRun:
         self.skip_reason: str | None = None   # a built-in whose program is not installed
         self.redirects: list[str] = []        # --follow-redirects: the hops from the URL given
         self.scenarios: list[str] = []
+        self.known_skips: set[str] = set()   # scenarios not recorded: their record is a skip (Scenario.skip)
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
@@ -164,9 +165,22 @@ class TargetRun:
         # it is judged on a server nothing else of ours is using (a server that serves one
         # stream at a time, or keeps producing for a client that left, would otherwise answer
         # it late).
+        # A scenario whose record is a skip known before anything is recorded (Scenario.skip)
+        # is neither recorded nor queued: its checks are judged at once.
+        wanted = []
+        for n in sorted(self.scenarios, key=order):
+            record = SCENARIOS[n].skip(self.context()) if SCENARIOS[n].skip else None
+            if record is None:
+                wanted.append(n)
+                continue
+            done: Future = Future()
+            done.set_result(record)
+            self._futures[n] = done
+            self._repeats[n] = [done]
+            self.known_skips.add(n)
         previous: list[Future] = []
         for _round in range(max(1, self.run.options.repeat)):
-            names = sorted(self.scenarios, key=order)
+            names = list(wanted)
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
@@ -377,7 +391,9 @@ class TargetRun:
         recs = self.recordings(check.scenario)
         # Another scenario's check is judged beside the GET (when recorded): only a target not
         # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
-        gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
+        # (a scenario known to skip is judged on its own record: the GET would change nothing)
+        gets = self.recordings("get") if check.scenario not in ("get", *self.known_skips) and "get" in self._futures \
+            else []
         findings = [settle.busy_finding(check.judge(rec, self.target, self.run.options.strict,
                                                     get=gets[i if len(gets) == len(recs) else 0] if gets else None),
                                         check, rec, self._settles.get(id(rec)))

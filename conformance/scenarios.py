@@ -91,6 +91,11 @@ class Scenario:
     # An exclusive scenario has the target to itself: it opens many connections at once, or
     # measures the server as a whole (its memory, its log), so nothing else may run beside it.
     exclusive: bool = False
+    # The scenario's record when it will not be recorded for this target, known from the target
+    # and the run's options alone, before anything is recorded (no I/O): a chain without
+    # --reference, a disconnect on a server we did not start. Every check that reads it is then
+    # ``skip``, so the run neither records it nor waits for its turn (``run.TargetRun``).
+    skip: Callable[[Context], Any] | None = None
 
 
 def exchange(name: str, description: str, **kw) -> Scenario:
