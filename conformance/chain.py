@@ -167,7 +167,7 @@ def _chain(ctx: Context) -> Chain:
 
 
 register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and compressed", _chain,
-                  skip=_without_reference))
+                  connections=2, skip=_without_reference))
 
 
 # --- comparing the two ------------------------------------------------------------------------
