@@ -149,3 +149,34 @@ def test_a_chain_with_a_reference_is_recorded(tmp_path):
             run.stop()
     finally:
         server.stop()
+
+
+# --- HTML whose writes carry no markup ----------------------------------------------------------------
+
+def test_plain_countdown_lines_are_not_elements():
+    from conformance.inferred import unmarked
+    shell = b"<!doctype html><html><head><title>t</title></head><body><h1>Countdown</h1>\n"
+    assert "10 'Liftoff in' lines outside" in unmarked(shell + b"".join(b"Liftoff in %d...<br>\n" % i
+                                                                          for i in range(10, 0, -1)))
+    assert "0 countdown element(s)" in unmarked(b"Prepare for Launch!\n")
+    seed = b"<h2>Prepare for Launch!</h2><ul>" + b"".join(b"<li>Liftoff in %d...</li>" % i for i in range(3, 0, -1))
+    assert unmarked(seed + b"</ul><h1>Lift off</h1>") is None
+
+
+def test_html_lines_are_judged_by_their_releases_from_the_cli(tmp_path):
+    """A text/html page of plain lines after a shell, given only its URL: held to the end, it
+    fails (exit 1); streamed, it passes (exit 0). Counted as one item, both were "undecided"."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        held, streamed = pool.map(lambda m: run_url(m, tmp_path / m, "--check", "delivery.first-byte",
+                                                    "--check", "delivery.progressive"),
+                                  ["html-lines-held", "html-lines"])
+    code, doc, _, out = held
+    assert code == 1, out
+    assert doc["targets"][0]["profile"] == "countdown"
+    for r in doc["results"]:
+        assert r["verdict"] == "fail" and "held to the end" in r["observed"], r
+        assert "the page's writes carry no markup" in r["observed"]
+    code, doc, _, out = streamed
+    assert code == 0, out
+    assert verdicts(doc) == {"delivery.first-byte": "pass", "delivery.progressive": "pass"}, out

@@ -13,7 +13,7 @@ Example counts: ``EXAMPLES`` (60) per check, ``EXAMPLES_CLIENT`` (40) for the cl
 chain checks, whose records are larger; about 30 checks, ~1,700 examples, under 30 s on one core.
 CI replays a fixed set (``derandomize=True``, no example database), so a green gate never turns red
 on a fresh draw; ``JUDGES_FUZZ=N`` explores N fresh random examples per check locally. A failing
-example, once found, is kept below as a plain regression test (``tests/test_judge_regressions.py``).
+example, once found, is kept at the end of this module as a plain regression test.
 """
 from __future__ import annotations
 
@@ -73,3 +73,20 @@ def target_like(t):
     """A fresh target of the same options (its delivery cache is keyed by the recording's id)."""
     from dataclasses import replace
     return replace(t, _deliveries={})
+
+
+# --- failing examples found, kept as plain tests -------------------------------------------------------
+
+def test_disconnect_probe_without_a_schedule_is_a_skip_not_a_crash():
+    """Found by the property above: a disconnect probe handed to its judge for a target with no
+    --interval raised TypeError (``Margins(None).burst_gap``: 0.5 * None), the family of the
+    browser's burst_gap crash. The scenario skips such a target itself; the judge now does too."""
+    from conformance.conditions import DisconnectProbe
+    from conformance.recording import Recording
+    from conformance.target import Target
+    probe = DisconnectProbe("disconnect", Recording("disconnect", "http://127.0.0.1:1/", status=200),
+                            closed_at=0.3, logged=True, times=[0.5, 1.0])
+    f = CHECKS["delivery.disconnect"].judge(probe, Target("t", "http://127.0.0.1:1/", "sse", None))
+    assert f.crash is None and f.verdict == "skip" and "give --interval" in f.observed
+    with_schedule = CHECKS["delivery.disconnect"].judge(probe, Target("t", "http://127.0.0.1:1/", "sse", 0.5))
+    assert with_schedule.verdict == "pass", with_schedule.observed   # two writes after the close: allowed
