@@ -225,8 +225,8 @@ class Concurrent(_Primary):
 
     @property
     def error(self):
-        recs = [s.rec for s in self.streams if s.kind == "stream"]
-        if all(r.error for r in recs):   # not one stream could be recorded: nothing to judge
+        recs = [s.rec for s in self.streams if s.kind == "stream" and s.rec is not None]
+        if recs and all(r.error for r in recs):   # not one stream could be recorded: nothing to judge
             return recs[0].error
         return None
 

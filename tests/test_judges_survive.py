@@ -90,3 +90,22 @@ def test_disconnect_probe_without_a_schedule_is_a_skip_not_a_crash():
     assert f.crash is None and f.verdict == "skip" and "give --interval" in f.observed
     with_schedule = CHECKS["delivery.disconnect"].judge(probe, Target("t", "http://127.0.0.1:1/", "sse", 0.5))
     assert with_schedule.verdict == "pass", with_schedule.observed   # two writes after the close: allowed
+
+
+def test_concurrent_streams_of_iframes_only_and_a_server_peak_without_a_base():
+    """Found by the property above: a concurrent record whose streams are all iframes raised
+    IndexError in ``Concurrent.error``; a large download with a server peak but no base RSS
+    raised TypeError. Neither shape comes from today's recorders; both are judged now."""
+    from conformance.conditions import Concurrent, LargeDownload, Stream
+    from conformance.recording import Recording
+    from conformance.target import Target
+    rec = Recording("concurrent", "http://127.0.0.1:1/3", error="cannot connect")
+    only_iframes = Concurrent("concurrent", [Stream("iframe /3", rec.url, "iframe", 100.0, rec)])
+    assert only_iframes.error is None
+    f = CHECKS["delivery.concurrent"].judge(only_iframes, Target("t", rec.url, "countdown", 1.0))
+    assert f.crash is None and f.verdict == "error"   # no stream of its own answered: not judged
+    body = Recording("large", "http://127.0.0.1:1/large", status=200, body_bytes=10, end="complete", end_t=0.1)
+    dl = LargeDownload("large", body, expected=10, first_byte_s=0.01, duration_s=0.1, server_base=None,
+                       server_peak=12 * 1024 * 1024)
+    f = CHECKS["delivery.large-body"].judge(dl, Target("t", body.url, "bytes", None))
+    assert f.crash is None and f.verdict == "pass", f.observed
