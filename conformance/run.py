@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects, settle
-from conformance.catalogue import Check, Finding
+from conformance.catalogue import Check, Finding, no_answer
 from conformance import recorder
 from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
@@ -429,15 +429,16 @@ class TargetRun:
         recs = self.recordings(check.scenario)
         # Another scenario's check is judged beside the GET (when recorded): only a target not
         # reached, or answering GET non-2xx, is "could not be judged" (catalogue.Check.judge).
-        # (a scenario known to skip is judged on its own record: the GET would change nothing)
-        gets = self.recordings("get") if check.scenario not in ("get", *self.known_skips) and "get" in self._futures \
-            else []
+        gets = self.recordings("get") if check.scenario != "get" and "get" in self._futures else []
         findings = [settle.busy_finding(check.judge(rec, self.target, self.run.options.strict,
                                                     get=gets[i if len(gets) == len(recs) else 0] if gets else None),
                                         check, rec, self._settles.get(id(rec)))
                     for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
+        why = no_answer(gets[0]) if gets and check.scenario in self.known_skips else None
+        if why and finding.verdict == "skip":   # not recorded, as any scenario after a GET with no answer
+            finding = Finding("error", *why)   # would not have been: the GET's reason, said alike
         self.run.add_result(self, check, finding, rec)
         return finding
 

@@ -20,7 +20,6 @@ from conformance.checks.test_delivery_conditions import ms, streams_on_time
 from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
 from conformance.codings import content_codings
 from conformance.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
-from conformance.timing import Margins
 
 # What a client's parser says, and which framing finding explains it.
 EXPLANATIONS = [
@@ -145,25 +144,27 @@ def _unit_keys(rec, profile: str) -> list[tuple[tuple, float]]:
 def behind_raw(run, target) -> dict | None:
     """How far behind the raw recorder's GET the caller got the units both got (matched by
     content): {"lags", "median", "limit", "units"}, or None when there is nothing to compare (no
-    raw GET, plain bytes, fewer than two units in common). The limit is the chain's (``delivery.chain``):
-    half the producer's interval (given, the probe's own, else the raw GET's own pace), at least the
-    scheduling noise and two round trips; with no pace at all, a hold's silence
-    (``inferred.FreeMargins``)."""
+    raw GET, plain bytes, fewer than two units in common). Times count from each exchange's
+    response head (a client's clock may start before it connects). The limit is half the producer's
+    interval (given, the probe's own, else the raw GET's own pace), at least the schedule-free
+    rule's cut-open gap (max(250 ms, two noise windows): a unit that late was held, not read
+    slowly); with no pace at all, a hold's silence (``inferred.FreeMargins``)."""
     ref, rec = run.reference, run.primary
     if ref is None or ref.error or not ref.pieces or not rec.pieces:
         return None
     d = target.delivery(ref)
     if d.profile not in ("sse", "ndjson", "countdown"):
         return None
+    # from each exchange's own response head: a client's clock may start before it connects
+    shift = (rec.head_t - ref.head_t) if rec.head_t is not None and ref.head_t is not None else 0.0
     raw = dict(_unit_keys(ref, d.profile))
-    lags = [t - raw[key] for key, t in _unit_keys(rec, d.profile) if key in raw]
+    lags = [t - raw[key] - shift for key, t in _unit_keys(rec, d.profile) if key in raw]
     if len(lags) < 2:
         return None
     rtt = max(rec.connect_s or 0.0, ref.connect_s or 0.0)
     interval = d.interval if d.interval is not None else inferred.pace(d.free) if d.free is not None else None
-    margins = Margins(interval or 0.0, rtt)
-    limit = (max(0.5 * interval, margins.scheduling_noise + 2 * rtt) if interval
-             else inferred.FreeMargins(rtt).hold_silence)
+    free = inferred.FreeMargins(rtt)
+    limit = max(0.5 * interval, free.split_gap) if interval else free.hold_silence
     return dict(lags=lags, median=statistics.median(lags), limit=limit, units=len(lags),
                 interval=interval, given=d.interval is not None)
 
@@ -254,11 +255,11 @@ def judge_client(run, target, name: str) -> Finding:
     if verdict != "fail" and late is not None and late["median"] > late["limit"]:
         pace = (f"half the producer's interval ({_ms(late['interval'])})" if late["given"] else
                 f"half the raw GET's own pace ({_ms(late['interval'])} between releases)" if late["interval"] else
-                "a hold's silence (no pace to go by)")
+                "a hold's silence: no pace to go by")
         return failed(f"{how} ({heads}): the caller got {read} late: {late['units']} {units} matched by content "
                       f"reached it a median {_ms(late['median'])} (at most {_ms(max(late['lags']))}) after the raw "
-                      f"recorder's GET of the same URL got them, more than {_ms(late['limit'])} ({pace}, at least "
-                      f"the scheduling noise and two round trips); on their own they came evenly ({observed}). "
+                      f"recorder's GET of the same URL got them (each counted from its response head), more than "
+                      f"{_ms(late['limit'])} ({pace}, at least 250 ms and two noise windows); on their own they came evenly ({observed}). "
                       f"{_where_held(run, target, name)}", expected, **metrics)
     if ok:
         return passed(f"{how} ({heads}): {read} reached the caller on time" + (f"; {lag}" if lag else "") + anyway,
