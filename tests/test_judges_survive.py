@@ -10,7 +10,8 @@ seen here, not turned into an ``error`` finding), and through ``Check.judge`` as
 set, a non-empty observed text, and no ``crash``.
 
 Example counts: ``EXAMPLES`` (60) per check, ``EXAMPLES_CLIENT`` (40) for the client, browser and
-chain checks, whose records are larger; about 30 checks, ~1,700 examples, under 30 s on one core.
+chain and compressed/concurrent checks, whose records are larger: 27 checks, 1,440 examples, about
+20 s on one busy core (11 s with ``-n 2``).
 CI replays a fixed set (``derandomize=True``, no example database), so a green gate never turns red
 on a fresh draw; ``JUDGES_FUZZ=N`` explores N fresh random examples per check locally. A failing
 example, once found, is kept at the end of this module as a plain regression test.
