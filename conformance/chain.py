@@ -125,11 +125,18 @@ def record_at(url: str, exchange: Exchange, barrier: threading.Barrier, *, timeo
     return rec, t0
 
 
+def _without_reference(ctx: Context) -> Chain | None:
+    """The chain's record when there is no origin to compare with (no --reference): a skip."""
+    if reference_of(ctx.target):
+        return None
+    return Chain("chain", [Leg("target", "identity", Recording("chain", ctx.url or ""))], skip=f"no reference: {HINT}")
+
+
 def _chain(ctx: Context) -> Chain:
+    skipped = _without_reference(ctx)
+    if skipped is not None:
+        return skipped
     ref = reference_of(ctx.target)
-    if not ref:
-        return Chain("chain", [Leg("target", "identity", Recording("chain", ctx.url or ""))],
-                     skip=f"no reference: {HINT}")
     jobs = [(role, coding, url, headers) for coding, headers in CODINGS
             for role, url in (("origin", ref), ("target", ctx.url))]
     barrier = threading.Barrier(len(jobs))
@@ -160,7 +167,7 @@ def _chain(ctx: Context) -> Chain:
 
 
 register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and compressed", _chain,
-                  connections=2))
+                  connections=2, skip=_without_reference))
 
 
 # --- comparing the two ------------------------------------------------------------------------

@@ -225,8 +225,8 @@ class Concurrent(_Primary):
 
     @property
     def error(self):
-        recs = [s.rec for s in self.streams if s.kind == "stream"]
-        if all(r.error for r in recs):   # not one stream could be recorded: nothing to judge
+        recs = [s.rec for s in self.streams if s.kind == "stream" and s.rec is not None]
+        if recs and all(r.error for r in recs):   # not one stream could be recorded: nothing to judge
             return recs[0].error
         return None
 
@@ -569,10 +569,16 @@ def large_url(ctx: Context) -> tuple[str | None, int | None, str | None]:
     return ctx.server.base_url + path, size, None
 
 
+def _large_skipped(ctx: Context) -> LargeDownload | None:
+    """The skip record when there is no large body to download here (``large_url``)."""
+    url, _size, why = large_url(ctx)
+    return LargeDownload("large", Recording("large", ctx.url or ""), skip=why) if url is None else None
+
+
 def _large(ctx: Context) -> LargeDownload:
     url, size, why = large_url(ctx)
     if url is None:
-        return LargeDownload("large", Recording("large", ctx.url or ""), skip=why)
+        return _large_skipped(ctx)
     pid = ctx.server.process.pid if ctx.server is not None else None
     return download(url, _headers(ctx, Exchange("large")), timeout=ctx.timeout,
                     deadline=max(ctx.deadline, LARGE_DEADLINE), insecure=ctx.target.insecure,
@@ -766,7 +772,8 @@ def _framing(rec: Recording) -> str:
     return "close"
 
 
-register(Scenario("large", "a large body downloaded and counted, memory sampled on both sides", _large, exclusive=True))
+register(Scenario("large", "a large body downloaded and counted, memory sampled on both sides", _large, exclusive=True,
+                  skip=_large_skipped))
 
 
 # --- the client goes away -----------------------------------------------------------------------
@@ -800,15 +807,23 @@ class DisconnectProbe(_Primary):
         return None if self.skip else self.primary.error
 
 
-def _disconnect(ctx: Context) -> DisconnectProbe:
+def _disconnect_skipped(ctx: Context) -> DisconnectProbe | None:
+    """The skip record when what the server does after a disconnect cannot be judged here."""
     if ctx.server is None:
         return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
                                skip="a remote target: what its server does after a disconnect cannot be seen from here")
-    interval = ctx.target.interval
-    if interval is None:   # a server we started, serving a stream whose schedule is not known
+    if ctx.target.interval is None:   # a server we started, serving a stream whose schedule is not known
         return DisconnectProbe("disconnect", Recording("disconnect", ctx.url or ""),
                                skip="the producer's schedule is not known (give --interval): how many writes after "
                                     "a disconnect are too many cannot be said")
+    return None
+
+
+def _disconnect(ctx: Context) -> DisconnectProbe:
+    skipped = _disconnect_skipped(ctx)
+    if skipped is not None:
+        return skipped
+    interval = ctx.target.interval
     _wait_for_quiet(ctx.server, interval, ctx.target.expected_span() + 2 * interval)
     since = time.monotonic()
 
@@ -869,7 +884,7 @@ def _wait_for_quiet(server, interval: float, at_most: float) -> None:
 
 
 register(Scenario("disconnect", "a GET abandoned after its first body bytes; the server's log watched",
-                  _disconnect, exclusive=True))
+                  _disconnect, exclusive=True, skip=_disconnect_skipped))
 
 
 def stream_target(target, url: str):

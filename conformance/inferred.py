@@ -33,7 +33,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from conformance.recording import Recording
-from conformance.timing import body_arrivals, ndjson_lines, sse_events
+from conformance.timing import ITEM, body_arrivals, ndjson_lines, sse_events
 
 COUNTDOWN_UNIT = re.compile(rb"<h2\b.*?</h2>|<li\b.*?</li>|<h1\b.*?</h1>", re.I | re.S)
 WORDS = {"sse": ("event", "events"), "ndjson": ("line", "lines"), "countdown": ("item", "items"),
@@ -113,6 +113,27 @@ def unit_spans(rec: Recording, profile: str, count: int | None = None) -> list[t
     if profile == "countdown":   # the heading, each item, the finale: each a whole element
         return [(m.start(), m.end() - 1) for m in COUNTDOWN_UNIT.finditer(body)]
     return []
+
+
+def unmarked(body: bytes) -> str | None:
+    """Why an HTML countdown's units cannot be its elements, or None when they can: its writes
+    carry no markup (``Liftoff in N`` as plain lines after a shell), or fewer than two elements
+    were found. Such a page is judged by its releases on the wire, as bytes are: counted as one
+    item, a page held to the end would only be "undecided"."""
+    elements = [(m.start(), m.end()) for m in COUNTDOWN_UNIT.finditer(body)]
+    starts = [a for a, _ in elements]
+    outside = 0
+    for m in ITEM.finditer(body):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i < 0 or m.end() > elements[i][1]:
+            outside += 1
+    if outside:
+        return (f"the page's writes carry no markup ({outside} 'Liftoff in' lines outside any <li>, <h2> or <h1>): "
+                "judged by its releases on the wire, as bytes are")
+    if len(elements) < 2:
+        return (f"{len(elements)} countdown element(s) (<li>, <h2>, <h1>) in the page: judged by its releases on the "
+                "wire, as bytes are")
+    return None
 
 
 def _time_at(rec: Recording, starts: list[int], offset: int) -> float | None:

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from conformance import SUITE_NAME, __version__, gate, redirects, settle
-from conformance.catalogue import Check, Finding
+from conformance.catalogue import Check, Finding, no_answer
 from conformance import recorder
 from conformance.diagnosis import diagnose, evidence_of
 from conformance.recording import Recording
@@ -109,6 +109,7 @@ class TargetRun:
         self.skip_reason: str | None = None   # a built-in whose program is not installed
         self.redirects: list[str] = []        # --follow-redirects: the hops from the URL given
         self.scenarios: list[str] = []
+        self.known_skips: set[str] = set()   # scenarios not recorded: their record is a skip (Scenario.skip)
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
@@ -199,9 +200,22 @@ class TargetRun:
         # it is judged on a server nothing else of ours is using (a server that serves one
         # stream at a time, or keeps producing for a client that left, would otherwise answer
         # it late).
+        # A scenario whose record is a skip known before anything is recorded (Scenario.skip)
+        # is neither recorded nor queued: its checks are judged at once.
+        wanted = []
+        for n in sorted(self.scenarios, key=order):
+            record = SCENARIOS[n].skip(self.context()) if SCENARIOS[n].skip else None
+            if record is None:
+                wanted.append(n)
+                continue
+            done: Future = Future()
+            done.set_result(record)
+            self._futures[n] = done
+            self._repeats[n] = [done]
+            self.known_skips.add(n)
         previous: list[Future] = []
         for _round in range(max(1, self.run.options.repeat)):
-            names = sorted(self.scenarios, key=order)
+            names = list(wanted)
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
@@ -422,6 +436,9 @@ class TargetRun:
                     for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
+        why = no_answer(gets[0]) if gets and check.scenario in self.known_skips else None
+        if why and finding.verdict == "skip":   # not recorded, as any scenario after a GET with no answer
+            finding = Finding("error", *why)   # would not have been: the GET's reason, said alike
         self.run.add_result(self, check, finding, rec)
         return finding
 

@@ -95,6 +95,11 @@ class Scenario:
     # side only while the sum of theirs fits the server's known workers (``run.Capacity``), so
     # the suite never makes a target's requests wait for one another (docs: scheduling).
     connections: int = 1
+    # The scenario's record when it will not be recorded for this target, known from the target
+    # and the run's options alone, before anything is recorded (no I/O): a chain without
+    # --reference, a disconnect on a server we did not start. Every check that reads it is then
+    # ``skip``, so the run neither records it nor waits for its turn (``run.TargetRun``).
+    skip: Callable[[Context], Any] | None = None
 
 
 def exchange(name: str, description: str, **kw) -> Scenario:

@@ -321,14 +321,19 @@ def analyse(rec: Recording, profile: str, interval: float | None, count: int | N
 
 def _analyse_free(rec: Recording, profile: str, count: int | None, expect_bursts: int | None) -> Delivery:
     from conformance import inferred   # the rule builds on this module's readers
-    if profile == "countdown" and count is None:
-        profile = "countdown"   # items are found by their closing tags; no length needed
+    note = None
+    if profile == "countdown":   # items are found by their elements; no length needed
+        note = inferred.unmarked(rec.body)
+        if note:   # the writes are not elements: the page is judged by its releases on the wire
+            profile = "bytes"
     f = inferred.analyse(rec, profile, count)
     arrivals = body_arrivals(rec)
     bursts = [Burst(r.start, r.end, r.size, list(r.units)) for r in f.releases]
     d = Delivery(profile, None, f.margins.rtt, rec.head_t, arrivals[0][0] if arrivals else None,
                  arrivals[-1][0] if arrivals else None, bursts, expected_groups=expect_bursts or len(f.units),
                  span=0.0, group_times=[u.end for u in f.units] if profile != "bytes" else [], free=f)
+    if note:
+        d.notes.append(note)
     if rec.body_bytes > len(rec.body) and profile != "bytes":
         d.notes.append(f"only the first {len(rec.body)} of {rec.body_bytes} body bytes are kept; {f.word} after them "
                        "are not judged")

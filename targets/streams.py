@@ -20,6 +20,9 @@ Modes:
   identity streams.
 - ``sse-head-late-gzip``: 8 events 0.5 s apart after a first write 3 s late; identity sends its
   head at once, gzip holds the head until the first write.
+- ``html-lines``: ``text/html``, a shell (doctype, title, heading) at once, then 10 countdown lines
+  ("Liftoff in N...<br>") with no element of their own, 0.5 s apart: streams.
+- ``html-lines-held``: the same page written at once when its last line is due: held to the end.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ MODES = {
     "sse-gzip-tail": "SSE, gzip when asked with each flush's tail held until the next event",
     "sse-gzip-held": "SSE, gzip when asked with the whole body held to the end",
     "sse-head-late-gzip": "SSE, first write 3 s late; under gzip the head waits for it",
+    "html-lines": "text/html, a shell then 10 plain countdown lines 0.5 s apart, no markup of their own",
+    "html-lines-held": "text/html, the same page written at once at the end",
 }
 SEED = 13
 TOKENS = 40
@@ -102,6 +107,11 @@ class Stream:
         elif mode in ("sse-gzip-tail", "sse-gzip-held"):
             schedule = [(k * 0.5 * s, sse_event(k)) for k in range(12)]
             ctype = "text/event-stream"
+        elif mode in ("html-lines", "html-lines-held"):
+            schedule = [(0.0, b"<!doctype html><html><head><title>Countdown</title></head><body><h1>Countdown</h1>\n")]
+            schedule += [((k + 1) * 0.5 * s, b"Liftoff in %d...<br>\n" % (10 - k)) for k in range(10)]
+            schedule.append((5.5 * s, b"</body></html>\n"))
+            ctype = "text/html; charset=utf-8"
         elif mode == "sse-head-late-gzip":
             schedule = [(3.0 * s + k * 0.5 * s, sse_event(k)) for k in range(8)]
             ctype = "text/event-stream"
@@ -125,7 +135,7 @@ class Stream:
             for t, piece in self._endless(start):
                 self.at(start, t)
                 self.sock.sendall(chunk(piece))
-        elif mode == "sse-held":
+        elif mode in ("sse-held", "html-lines-held"):
             self.at(start, schedule[-1][0])
             self.sock.sendall(chunk(b"".join(p for _, p in schedule)))
         elif mode == "sse-buffer4k":

@@ -10,9 +10,11 @@ reached the *caller* with the suite's own delivery judges (``delivery.first-byte
 held, the finding says where: in the client (its own socket got the bytes on time), under the
 content coding the client asked for (the raw recorder's identity GET streams), or in the server.
 """
+import bisect
 import re
 import statistics
 
+from conformance import inferred
 from conformance.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import ms, streams_on_time
 from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
@@ -119,6 +121,59 @@ def _read_anyway(rec) -> tuple[bool, str]:
         return True, (f"it read the response without an error although {fault}, decoded chunked once and handed "
                       f"the inner chunk framing to the caller as content (it starts {rec.body[:24]!r})")
     return False, f"; it read the response although {fault}"
+
+
+def _unit_keys(rec, profile: str) -> list[tuple[tuple, float]]:
+    """((content, occurrence), completion time in s) of each unit of a recording, in order: an SSE
+    event by its data (as every client writes it back), an NDJSON line or a countdown element by
+    its text. Matching by content, not by position, keeps two exchanges of a stream that is not
+    timed from its request (a live feed) from being compared event for event."""
+    body = rec.body
+    starts = [p.offset for p in rec.pieces]
+    seen: dict = {}
+    out = []
+    for a, b in inferred.unit_spans(rec, profile):
+        block = body[a:b + 1]
+        if profile == "sse":
+            text = b"\n".join(line.partition(b":")[2].removeprefix(b" ") for line in re.split(rb"\r\n|\n|\r", block)
+                              if line.partition(b":")[0] == b"data")
+        else:
+            text = block.strip()
+        i = bisect.bisect_right(starts, b) - 1
+        if i < 0:
+            continue
+        t = rec.pieces[i].t
+        seen[text] = seen.get(text, 0) + 1
+        out.append(((text, seen[text]), t))
+    return out
+
+
+def behind_raw(run, target) -> dict | None:
+    """How far behind the raw recorder's GET the caller got the units both got (matched by
+    content): {"lags", "median", "limit", "units"}, or None when there is nothing to compare (no
+    raw GET, plain bytes, fewer than two units in common). Times count from each exchange's
+    response head (a client's clock may start before it connects). The limit is half the producer's
+    interval (given, the probe's own, else the raw GET's own pace), at least the schedule-free
+    rule's cut-open gap (max(250 ms, two noise windows): a unit that late was held, not read
+    slowly); with no pace at all, a hold's silence (``inferred.FreeMargins``)."""
+    ref, rec = run.reference, run.primary
+    if ref is None or ref.error or not ref.pieces or not rec.pieces:
+        return None
+    d = target.delivery(ref)
+    if d.profile not in ("sse", "ndjson", "countdown"):
+        return None
+    # from each exchange's own response head: a client's clock may start before it connects
+    shift = (rec.head_t - ref.head_t) if rec.head_t is not None and ref.head_t is not None else 0.0
+    raw = dict(_unit_keys(ref, d.profile))
+    lags = [t - raw[key] - shift for key, t in _unit_keys(rec, d.profile) if key in raw]
+    if len(lags) < 2:
+        return None
+    rtt = max(rec.connect_s or 0.0, ref.connect_s or 0.0)
+    interval = d.interval if d.interval is not None else inferred.pace(d.free) if d.free is not None else None
+    free = inferred.FreeMargins(rtt)
+    limit = max(0.5 * interval, free.split_gap) if interval else free.hold_silence
+    return dict(lags=lags, median=statistics.median(lags), limit=limit, units=len(lags),
+                interval=interval, given=d.interval is not None)
 
 
 def _lag_metrics(lags: dict) -> dict:
@@ -241,6 +296,18 @@ def judge_client(run, target, name: str) -> Finding:
     lag = "; ".join(t for t in (_lag_text(lags.get("raw", []), "behind the raw recorder"),
                                 _lag_text(lags.get("hold", []), "held in the client")) if t)
     expected = f"each of the {units} reaches the caller on the producer's schedule ({name} as users run it)"
+    late = behind_raw(run, target)
+    if late is not None:
+        metrics.update(lag_vs_raw_limit_s=round(late["limit"], 4))
+    if verdict != "fail" and late is not None and late["median"] > late["limit"]:
+        pace = (f"half the producer's interval ({_ms(late['interval'])})" if late["given"] else
+                f"half the raw GET's own pace ({_ms(late['interval'])} between releases)" if late["interval"] else
+                "a hold's silence: no pace to go by")
+        return failed(f"{how} ({heads}): the caller got {read} late: {late['units']} {units} matched by content "
+                      f"reached it a median {_ms(late['median'])} (at most {_ms(max(late['lags']))}) after the raw "
+                      f"recorder's GET of the same URL got them (each counted from its response head), more than "
+                      f"{_ms(late['limit'])} ({pace}, at least 250 ms and two noise windows); on their own they came evenly ({observed}). "
+                      f"{_where_held(run, target, name)}", expected, **metrics)
     if ok:
         return passed(f"{how} ({heads}): {read} reached the caller on time" + (f"; {lag}" if lag else "") + anyway,
                       expected, **metrics)
