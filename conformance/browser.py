@@ -441,14 +441,14 @@ def run(ctx: Context) -> BrowserRecording:
     target = ctx.target
     rec = BrowserRecording(SCENARIO, ctx.url or "", count=target.countdown_length, interval_s=target.interval)
     rec.target = target
-    if target.profile == "countdown" and target.countdown_length is None:
+    if target.profile == "countdown" and target.countdown_length is None and getattr(target, "method", "GET") == "GET":
         rec.skip_reason = "the browser check loads a countdown page (GET /N); this countdown's length is not known"
         return rec
     why = unavailable()
     if why:
         rec.skip_reason = why
         return rec
-    if target.profile == "countdown":
+    if target.profile == "countdown" and getattr(target, "method", "GET") == "GET":
         session = lambda browser: _session(browser, ctx, rec)   # noqa: E731
         # the whole session's bound: both pages' budgets, the browser's start and a margin
         limit = 2 * ctx.deadline + 120
@@ -791,7 +791,12 @@ async (o) => {
     const ctl = new AbortController();
     cleanup = () => ctl.abort();
     try {
-      const r = await fetch(o.url, {signal: ctl.signal, cache: "no-store", redirect: "manual"});
+      const init = {signal: ctl.signal, cache: "no-store", redirect: "manual"};
+      if (o.method && o.method !== "GET") {   // a chat UI's request: its method and body (base64)
+        init.method = o.method;
+        if (o.body != null) init.body = Uint8Array.from(atob(o.body), (c) => c.charCodeAt(0));
+      }
+      const r = await fetch(o.url, init);
       rec.head = performance.now();
       rec.status = r.status;
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
@@ -971,13 +976,16 @@ async def _stream_session(browser, ctx: Context, rec: BrowserRecording) -> None:
         await cdp.send("Network.enable")
         await page.goto(blank, timeout=30_000)
         profile = target.profile
-        kind = "sse" if profile == "sse" else "auto" if profile is None else "fetch"
+        method = getattr(target, "method", "GET")
+        # EventSource can only GET: any other request is read with a fetch() body reader, as chat UIs do
+        kind = "fetch" if method != "GET" else "sse" if profile == "sse" else "auto" if profile is None else "fetch"
         types = sse_types(rec.reference.body) if rec.reference is not None else []
         net.types.update(types + ["message"])
         watch = _stream_watch(ctx)
         # SSE without the GET's body to say its event types: a first fetch() reads the first event
         opts = {"url": url, "kind": kind, "types": types, "preview": kind == "sse" and rec.reference is None, "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000,
-                "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA}
+                "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA, "method": method,
+                "body": None if target.body is None else base64.b64encode(target.body).decode("ascii")}
         started = time.monotonic()
         rec.started_at = time.time()
         task = asyncio.ensure_future(page.evaluate(STREAM_JS, opts))

@@ -165,8 +165,9 @@ class TargetRun:
         # stream at a time, or keeps producing for a client that left, would otherwise answer
         # it late).
         previous: list[Future] = []
+        unsent = self.plan().excluded()   # over the request budget, or not for this method
         for _round in range(max(1, self.run.options.repeat)):
-            names = sorted(self.scenarios, key=order)
+            names = sorted((n for n in self.scenarios if n not in unsent), key=order)
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
@@ -229,6 +230,15 @@ class TargetRun:
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
         return self._record(scenario)
+
+    def plan(self):
+        """The request plan of this target (``conformance.budget``): what each scenario its
+        checks read will send, and which fit the budget. Made once, before the first request."""
+        if getattr(self, "_plan", None) is None:
+            from conformance.budget import make_plan
+            self._plan = make_plan(self.target, sorted(self.scenarios, key=order), self.run.options.repeat,
+                                   builtin=self.target.builtin is not None)
+        return self._plan
 
     def context(self) -> Context:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
@@ -372,6 +382,11 @@ class TargetRun:
         self.run.ensure_started(self)
         if self.skip_reason:
             finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
+            self.run.add_result(self, check, finding, None)
+            return finding
+        unsent = self.plan().excluded().get(check.scenario)
+        if unsent:   # over the request budget, or a GET-only scenario for another method
+            finding = Finding("skip", unsent)
             self.run.add_result(self, check, finding, None)
             return finding
         recs = self.recordings(check.scenario)
@@ -602,6 +617,9 @@ class Run:
                 entry["skipped"] = t.skip_reason
             if getattr(t.target, "app", None):   # --app (conformance/apps.py): what the report's table needs
                 entry["app"] = t.target.describe()
+            entry["request"] = request_entry(t.target, self.options.secret_headers)
+            if t.scenarios:
+                entry["plan"] = t.plan().to_dict()
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]
@@ -625,6 +643,17 @@ class Run:
         tmp.write_text(json.dumps(self.results_document(), indent=2))
         tmp.replace(path)
         return path
+
+
+def request_entry(target: Target, secret_headers=()) -> dict:
+    """results.json's ``request`` of a target: its method, the headers it adds (values redacted
+    as in recordings), and its body as size, SHA-256 and redacted head (``conformance.request``)."""
+    from conformance.recording import redact
+    from conformance.request import body_summary
+    body = getattr(target, "body", None)
+    ctype = next((v for k, v in target.headers if k.lower() == "content-type"), "")
+    return {"method": getattr(target, "method", "GET"), "headers": redact(list(target.headers), secret_headers),
+            **body_summary(body, ctype)}
 
 
 def interrupted_finding(check: Check, rec, target: Target, strict: bool = False, get=None) -> Finding:
