@@ -325,6 +325,12 @@ class StreamRecord:
                          reason=self.reason, headers=[list(h) for h in headers], framing=framing,
                          parser="chromium", end=self.end, end_t=self.end_s)
 
+    @property
+    def event_source(self) -> bool:
+        """Read with ``EventSource`` (its events), not a ``fetch()`` body reader (its chunks: an
+        SSE stream asked with another method than GET, as chat UIs read it)."""
+        return self.profile == "sse" and self.api.startswith("new EventSource")
+
     def timeline(self) -> Recording:
         """What the page's script got, as a ``Recording`` whose pieces are its events or chunks
         (an SSE event written back as its data lines and the blank line that dispatched it), so the
@@ -334,7 +340,7 @@ class StreamRecord:
             rec.strict_error = self.error + (f" ({self.net_error})" if self.net_error and self.net_error not in self.error
                                              else "")
         body = bytearray()
-        if self.profile == "sse":
+        if self.event_source:
             rows = [(t, _sse_block(kind, data)) for t, kind, data, *_ in self.events]
             rows = [(t, len(block), block) for t, block in rows]
         else:   # chunks: their sizes; their bytes as far as the page kept them
@@ -358,7 +364,7 @@ class StreamRecord:
         headers = [h for h in self.response_headers if h[0].lower() != "content-encoding"]
         rec = self._recording("browser-network", headers)
         body = bytearray()
-        if self.profile == "sse":
+        if self.event_source:
             size = 0
             for t, kind, data in self._heard_network():
                 block = _sse_block(kind, data)
@@ -1347,7 +1353,7 @@ def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict
         script = [u.end for u in units_of(s.timeline(), s.profile)]
         wire = s.network_timeline()
         network = [u.end for u in units_of(wire, s.profile)] if wire is not None else []
-        kinds = [e[1] for e in s.events] if s.profile == "sse" else []
+        kinds = [e[1] for e in s.events] if s.event_source else []
         rows = [{"group": f"{unit} {k + 1}" + (f" ({kinds[k]})" if k < len(kinds) and kinds[k] != "message" else ""),
                  "times": [network[k] if k < len(network) else None, t, raw[k] if k < len(raw) else None]}
                 for k, t in enumerate(script[:STREAM_ROWS])]

@@ -364,6 +364,28 @@ def write_reports(run: Run, config: pytest.Config) -> None:
             print(message, file=sys.stderr)
 
 
+# Whose reading of a stream each check's unit metrics are (conformance.units), in the summary's order.
+UNIT_READERS = {"delivery.progressive": "raw recorder", "delivery.compressed": "browser-style request",
+                "client.httpx": "httpx", "client.requests": "requests", "client.node-fetch": "node fetch",
+                "browser.progressive-render": "Chromium"}
+
+
+def unit_lines(results: list[dict]) -> list[str]:
+    """One line per reader of an SSE/NDJSON stream: units, time to first unit, gaps, rate, merged."""
+    out = []
+    by_check = {r["check"]: r.get("metrics") or {} for r in results}
+    for check, who in UNIT_READERS.items():
+        m = by_check.get(check) or {}
+        if not m.get("unit_count"):
+            continue
+        ms = lambda v: "–" if v is None else f"{v * 1000:.0f}"   # noqa: E731
+        rate = "–" if m.get("units_per_s") is None else f"{m['units_per_s']:.1f}"
+        out.append(f"  {who:<22} {m['unit_count']} {m.get('unit_shape', '')} units: first {ms(m.get('first_unit_s'))} ms, "
+                   f"gaps p50/p90/p99/max {ms(m.get('gap_p50_s'))}/{ms(m.get('gap_p90_s'))}/{ms(m.get('gap_p99_s'))}/"
+                   f"{ms(m.get('gap_max_s'))} ms, {rate}/s, merged {m.get('units_merged', 0)}")
+    return out
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
@@ -376,6 +398,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         text = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
         url = t.target.url if t.target.url and t.target.url != t.id else ""
         tr.write_line(f"{t.id:<28} {text}   {url}")
+        for line in unit_lines(mine):
+            tr.write_line(line)
         for hop in t.redirects:
             tr.write_line(f"  redirect: {hop}")
         if t.launch_error:

@@ -539,6 +539,14 @@ class Run:
         return [t.id for t in self.targets if t.in_flight()]
 
     def add_result(self, trun: TargetRun, check: Check, finding: Finding, rec: Recording | None) -> None:
+        if rec is not None and finding.verdict != "skip":   # SSE/NDJSON units: first unit, gaps, merged
+            from conformance.units import metrics_of
+            try:
+                units = metrics_of(rec, trun.target)
+            except Exception:  # noqa: BLE001 - a figure must never cost a verdict
+                units = {}
+            if units:
+                finding.metrics = {**units, **finding.metrics}
         with self._lock:
             self.results.append({
                 "target": trun.id, "check": check.id, "level": check.level, "verdict": finding.verdict,
