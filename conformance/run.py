@@ -33,7 +33,7 @@ from targets import launcher
 from targets.registry import BUILTINS
 
 # Exit codes (README, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUITE_FAILED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 MAIN = "get"            # the recording most checks read: made first, alone
 SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
@@ -460,6 +460,7 @@ class Run:
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
+        self.unwritten: list[str] = []           # report files that could not be written, and why (exit 3)
         self._handlers: dict = {}                # signal handlers before ensure_started()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
@@ -548,12 +549,15 @@ class Run:
             if units:
                 finding.metrics = {**units, **finding.metrics}
         with self._lock:
-            self.results.append({
+            result = {
                 "target": trun.id, "check": check.id, "level": check.level, "verdict": finding.verdict,
                 "spec": check.spec, "requirement": check.requirement, "title": check.title,
                 "expected": finding.expected, "observed": finding.observed, "metrics": finding.metrics,
                 "recording": self._save_recording(trun, rec),
-            })
+            }
+            if finding.crash is not None:
+                result["crash"] = finding.crash
+            self.results.append(result)
 
     def _save_recording(self, trun: TargetRun, rec) -> str | None:
         if rec is None or (not getattr(rec, "url", None) and rec.error):
@@ -580,6 +584,8 @@ class Run:
     def exit_code(self) -> int:
         if self.interrupted:   # whatever came before: the run did not finish
             return EXIT_INTERRUPTED
+        if self.unwritten or any(r.get("crash") for r in self.results):   # the suite failed: before 1 and 6
+            return EXIT_SUITE_FAILED
         verdicts = {r["verdict"] for r in self.results}
         if not self.results or verdicts == {"skip"}:
             return EXIT_NO_CHECKS
