@@ -96,6 +96,11 @@ def requests_of(scenario: str, target, builtin: bool = False) -> tuple[int, str,
         return (2, f"{m}, then HEAD on the same connection", "") if m == "GET" else (1, m, "")
     if scenario == "head":
         return 1, "HEAD", ""
+    if scenario == "disconnect":
+        if not (builtin or getattr(target, "app", None)):
+            return 0, "-", "a remote target: what its server does after a disconnect cannot be seen, nothing sent"
+        if getattr(target, "interval", None) is None:
+            return 0, "-", "the producer's schedule is not known (--interval): nothing sent"
     if scenario == "concurrent":
         k = max(1, getattr(target, "concurrent_streams", 5) or 5)
         return k, f"{m} ×{k} at once", "and the holder page with its iframes, GET" if builtin else ""

@@ -290,7 +290,7 @@ def redact_body(body: bytes, content_type: str = "") -> bytes:
     if "x-www-form-urlencoded" in content_type.lower():
         try:
             pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
-            return urlencode([(k, REDACTED if SECRET_KEY.search(k) else v) for k, v in pairs]).encode()
+            return urlencode([(k, REDACTED if SECRET_KEY.search(k) else v) for k, v in pairs], safe="<>").encode()
         except (ValueError, UnicodeDecodeError):
             pass
     # Not parseable: any quoted secret-named key's string value (JSON cut short, say)
