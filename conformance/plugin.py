@@ -45,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report-dir", default="reports/latest", metavar="DIR", help="where results.json and recordings go")
     # --strict (SHOULD-level findings fail the run) is pytest's own flag; the suite reads it too.
     g.addoption("--insecure", action="store_true", help="do not verify TLS certificates")
-    g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable); values are redacted in reports")
+    g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable; python -m conformance: -H); values are redacted in reports")
     # --timeout (idle timeout per read) is pytest-timeout's option, shared: for check tests it is
     # the read timeout, and each check test gets its own guard as a marker (markers win there).
     g.addoption("--follow-redirects", action="store_true",

@@ -310,3 +310,14 @@ def test_the_default_budget_for_post_is_printed_and_held(server, tmp_path):
     out, doc = judged(tmp_path, "--curl", curl(url))
     assert requests_seen(counts).count("POST") == UNSAFE_DEFAULT
     assert f"budget {UNSAFE_DEFAULT} requests: the default for POST" in out.stdout
+
+
+def test_stream_check_takes_the_request(server, stream_check):
+    url, counts = server("openai", "--token", TOKEN)
+    found = stream_check(url, json={"model": "m", "stream": True}, headers={"Authorization": f"Bearer {TOKEN}"},
+                         checks=["delivery.progressive", "client.httpx", "framing.head-supported"])
+    found.assert_ok()
+    assert found.verdict("delivery.progressive") == "pass" and found.verdict("framing.head-supported") == "skip"
+    progressive = next(f for f in found if f.check == "delivery.progressive")
+    assert progressive.metrics["unit_count"] == 30 and progressive.metrics["units_merged"] == 0
+    assert requests_seen(counts) == ["POST", "POST"]
