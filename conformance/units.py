@@ -147,10 +147,23 @@ def metrics_of(rec, target) -> dict:
         return {}
     if hasattr(rec, "client_run") and getattr(rec, "stream", None) is not None:   # the browser's stream
         try:
-            rec = rec.client_run(target).primary
+            rec = rec.client_run(target)
         except Exception:  # noqa: BLE001 - a report figure must never break a verdict
             return {}
-    elif not isinstance(rec, Recording) and hasattr(rec, "primary"):
+    if hasattr(rec, "plain_wire") and isinstance(getattr(rec, "primary", None), Recording):
+        # a client: its caller's view for the times (what the user's code saw), and its own
+        # transport's reads for what arrived merged (a caller's iterator hands merged units over
+        # one by one, microseconds apart: only the reads show the hop that merged them)
+        caller = metrics_of(rec.primary, target)
+        try:
+            wire = rec.plain_wire()[0]
+        except Exception:  # noqa: BLE001
+            wire = None
+        merged = metrics_of(wire, target).get("units_merged") if wire is not None else None
+        if caller and merged is not None:
+            caller["units_merged"] = merged
+        return caller
+    if not isinstance(rec, Recording) and hasattr(rec, "primary"):
         rec = rec.primary
     if not isinstance(rec, Recording) or rec.error or rec.method == "HEAD" or not 200 <= (rec.status or 0) < 300:
         return {}
