@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -145,8 +146,10 @@ CURL_MAPPED = ("URL, -X/--request, -H/--header, -d/--data/--data-raw/--data-bina
 
 def _curl_words(command: str) -> list[str]:
     """The shell words of a pasted command: line continuations (``\\`` + newline, as API docs
-    print them) joined, then split as a POSIX shell would (``shlex``)."""
-    command = re.sub(r"\\\r?\n", " ", command.strip())
+    print them) joined, environment variables that are set expanded (``$OPENAI_API_KEY``, as the
+    docs' commands name keys; one that is not set stays as written), then split as a POSIX shell
+    would (``shlex``)."""
+    command = os.path.expandvars(re.sub(r"\\\r?\n", " ", command.strip()))
     try:
         words = shlex.split(command, posix=True)
     except ValueError as e:

@@ -321,3 +321,9 @@ def test_stream_check_takes_the_request(server, stream_check):
     progressive = next(f for f in found if f.check == "delivery.progressive")
     assert progressive.metrics["unit_count"] == 30 and progressive.metrics["units_merged"] == 0
     assert requests_seen(counts) == ["POST", "POST"]
+
+
+def test_a_pasted_command_names_its_key_by_environment_variable(monkeypatch):
+    monkeypatch.setenv("LLM_TEST_KEY", "sk-env-1")
+    req = parse_curl("curl http://h/x -H \"Authorization: Bearer $LLM_TEST_KEY\" -H 'X-Other: ${NOT_SET_HERE_42}'")
+    assert ("Authorization", "Bearer sk-env-1") in req.headers and ("X-Other", "${NOT_SET_HERE_42}") in req.headers
