@@ -353,6 +353,13 @@ class TargetRun:
         get = main.result()
         if getattr(get, "head_t", 0) is None and getattr(get, "end", None) in ("timeout", "deadline", "head-deadline"):
             return Recording(scenario, self.target.url or "", error=get.error)
+        status = getattr(get, "status", None)
+        if not self.target.safe and isinstance(status, int) and status >= 400:
+            # A request that is not safe to repeat (RFC 9110 §9.2.1), refused: sending it again
+            # would only cost another refusal. Its checks are said as the main request's.
+            from conformance.catalogue import refused
+            return Recording(scenario, self.target.url or "",
+                             error=f"not sent: the first {self.target.method} was refused: {refused(get)}")
         return None
 
     def _settle(self) -> settle.Settle | None:

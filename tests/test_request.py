@@ -215,11 +215,12 @@ def test_openai_endpoint_streams_from_its_curl_command_every_client_included(ser
 
 
 def test_openai_endpoint_without_its_token_is_one_clear_line_exit_6(server, tmp_path):
-    url, _ = server("openai", "--token", TOKEN)
+    url, counts = server("openai", "--token", TOKEN)
     out, doc = judged(tmp_path, "--curl", curl(url, token=None))
     assert out.returncode == 6
     lines = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
     assert len(lines) == 1 and "401" in lines[0] and "Authorization" in lines[0], out.stdout[-2000:]
+    assert requests_seen(counts) == ["POST"]   # a refused POST is not sent again
 
 
 @needs_nginx
