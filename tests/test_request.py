@@ -328,3 +328,24 @@ def test_a_pasted_command_names_its_key_by_environment_variable(monkeypatch):
     monkeypatch.setenv("LLM_TEST_KEY", "sk-env-1")
     req = parse_curl("curl http://h/x -H \"Authorization: Bearer $LLM_TEST_KEY\" -H 'X-Other: ${NOT_SET_HERE_42}'")
     assert ("Authorization", "Bearer sk-env-1") in req.headers and ("X-Other", "${NOT_SET_HERE_42}") in req.headers
+
+
+def test_short_options_and_a_targets_file_send_the_same_request(server, tmp_path):
+    url, counts = server("openai", "--token", TOKEN)
+    (tmp_path / "request.json").write_text(BODY)
+    out, doc = judged(tmp_path, url, "-X", "POST", "--json", f"@{tmp_path / 'request.json'}",
+                      "-H", f"Authorization: Bearer {TOKEN}", "--check", "delivery.progressive")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert doc["targets"][0]["request"]["body_sha256"] == __import__("hashlib").sha256(BODY.encode()).hexdigest()
+    (tmp_path / "targets.toml").write_text(f'''
+[[target]]
+id = "chat"
+url = "{url}"
+headers = {{ Authorization = "Bearer {TOKEN}" }}
+json = {{ model = "m", stream = true, messages = [{{ role = "user", content = "Hi" }}] }}
+''')
+    out, doc = judged(tmp_path, "--targets-file", str(tmp_path / "targets.toml"), "--check", "delivery.progressive",
+                      "--check", "client.httpx")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert doc["targets"][0]["request"]["method"] == "POST"
+    assert requests_seen(counts) == ["POST"] * 3
