@@ -349,3 +349,16 @@ json = {{ model = "m", stream = true, messages = [{{ role = "user", content = "H
     assert out.returncode == 0, out.stdout[-3000:]
     assert doc["targets"][0]["request"]["method"] == "POST"
     assert requests_seen(counts) == ["POST"] * 3
+
+
+def test_cadence_of_a_fast_stream_without_a_schedule_is_continuous_not_stalled():
+    from conformance.catalogue import CHECKS, load_all
+    load_all()
+    events = [data for _, data in llm.openai_units(40)]
+    fast = recording_of([(0.05 + 0.05 * i, e) for i, e in enumerate(events)])   # tokens 50 ms apart
+    fast.connect_s = 0.0001
+    target = Target("t", "http://h/x", "sse", None)
+    assert CHECKS["delivery.cadence"].judge(fast, target).verdict == "pass"
+    held = recording_of([(2.5, b"".join(events))])   # all at once after 2.5 s: one release, a dump
+    held.connect_s = 0.0001
+    assert CHECKS["delivery.cadence"].judge(held, Target("t", "http://h/x", "sse", None)).verdict == "warn"
