@@ -329,7 +329,7 @@ class StreamRecord:
     def event_source(self) -> bool:
         """Read with ``EventSource`` (its events), not a ``fetch()`` body reader (its chunks: an
         SSE stream asked with another method than GET, as chat UIs read it)."""
-        return self.profile == "sse" and self.api.startswith("new EventSource")
+        return self.profile == "sse" and not self.api.startswith("fetch(")
 
     def timeline(self) -> Recording:
         """What the page's script got, as a ``Recording`` whose pieces are its events or chunks
