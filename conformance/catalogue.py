@@ -36,6 +36,9 @@ class Finding:
     # the judge raised (a bug in the suite, not the server's fault): {"type", "message", "where"};
     # the verdict is then ``error`` and the run exits 3 (docs: exit codes)
     crash: dict | None = None
+    # content the reader never got (fewer units than the wire delivered): a failure whatever the
+    # check's level, as lost data is not a matter of "should" (DESIGN.md, clients)
+    content_lost: bool = False
 
 
 def crashed(check_id: str, exc: BaseException) -> Finding:
@@ -105,7 +108,7 @@ class Check:
         elif beside and finding.verdict == "error" and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
             finding = Finding(self.unanswered, f"{finding.observed} (while GET was answered {get.status} "
                               f"{get.reason}".rstrip() + ")", finding.expected or "an answer, as GET gets", finding.metrics)
-        if finding.verdict == "fail" and self.level == SHOULD and not strict:
+        if finding.verdict == "fail" and self.level == SHOULD and not strict and not finding.content_lost:
             finding.verdict = "warn"
         if finding.verdict == "pass" and self.level == INFO:
             finding.verdict = "info"

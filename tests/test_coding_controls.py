@@ -65,16 +65,18 @@ def test_a_gzip_member_then_plain_text_loses_nine_of_ten_events(runs):
     assert m["coding_fault"] == "trailing" and m["units_decoded"] == 1 and m["units_lost"] == 9
     # where the coding ended: the first member's end, not byte 0
     assert m["stopped_at"] > 20 and f"ends at encoded byte {m['stopped_at']}" in comp["observed"]
-    for c in CLIENTS:   # a loss with its count, not "undecided" (SHOULD: warn unless --strict)
+    for c in CLIENTS:   # a loss with its count, not "undecided"
         r = by[c]
-        assert r["verdict"] == "warn" and "undecided" not in r["observed"], (c, r["observed"])
+        assert "undecided" not in r["observed"], (c, r["observed"])
         assert r["metrics"]["units_caller"] == 1 and r["metrics"]["units_wire"] == 10, (c, r["observed"])
+    for c in ("client.httpx", "client.requests"):   # lost content fails whatever the check's level
+        assert by[c]["verdict"] == "fail", (c, by[c]["observed"])
     assert "1 of 10 events: 9 lost" in by["client.httpx"]["observed"]
     assert "1 of 10 events: 9 lost" in by["client.requests"]["observed"]
     assert "raised" in by["client.node-fetch"]["observed"] and "content coding" in by["client.node-fetch"]["observed"]
     browser = by["browser.progressive-render"]
     if browser["verdict"] != "skip":   # Chromium not installed: skipped with its hint
-        assert browser["verdict"] == "warn" and "1 of 10 events: 9 lost" in browser["observed"], browser["observed"]
+        assert browser["verdict"] == "fail" and "1 of 10 events: 9 lost" in browser["observed"], browser["observed"]
     for c in ("delivery.first-byte", "delivery.progressive"):   # identity streams
         assert by[c]["verdict"] == "pass", by[c]["observed"]
     [lost] = causes(runs, "sse-gzip-then-plain")

@@ -228,9 +228,9 @@ def judge_client(run, target, name: str) -> Finding:
         return failed(f"{how} got HTTP {rec.status} {rec.reason}", "a 2xx response", **metrics)
     if loss is not None:
         where = lost_where(run, target, name)
-        return failed(f"{how} ({heads}): the caller got {loss}: {loss.lost} lost (the raw recorder's GET of the same "
-                      f"URL in the same run delivered {loss.wire})" + (f"; {where}" if where else ""),
-                      f"{name}'s caller gets every one of the {loss.what} the server sends", **metrics)
+        return Finding("fail", f"{how} ({heads}): the caller got {loss}: {loss.lost} lost (the raw recorder's GET of "
+                       f"the same URL in the same run delivered {loss.wire})" + (f"; {where}" if where else ""),
+                       f"{name}'s caller gets every one of the {loss.what} the server sends", metrics, content_lost=True)
     wrong, anyway = _read_anyway(rec)
     if wrong:
         return failed(f"{how} ({heads}): {anyway}", f"{name} hands the caller the response's content", **metrics)
