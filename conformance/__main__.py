@@ -20,6 +20,12 @@ def pytest_args(argv: list[str]) -> list[str]:
            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     while rest:
         a = rest.pop(0)
+        # curl's letters (DESIGN.md): -X, -d and -H are the long options (pytest's -d is xdist's)
+        for short, long in SHORT.items():
+            if a == short:
+                a = long
+            elif a.startswith(short) and len(a) > 2 and not a.startswith("--"):   # -XPOST
+                a = f"{long}={a[2:]}"
         if a.startswith("-"):
             args.append(a)
             # options that take a value: pass the value along untouched
@@ -30,7 +36,8 @@ def pytest_args(argv: list[str]) -> list[str]:
     return out + args
 
 
-FLAGS = {"--strict", "--insecure", "--follow-redirects", "-q", "-v", "-vv", "-x", "--quiet", "--verbose", "-h", "--help", "-rA", "-s"}
+SHORT = {"-X": "--method", "-d": "--data", "-H": "--header"}
+FLAGS = {"--plan", "--strict", "--insecure", "--follow-redirects", "-q", "-v", "-vv", "-x", "--quiet", "--verbose", "-h", "--help", "-rA", "-s"}
 
 
 def main(argv: list[str] | None = None) -> int:

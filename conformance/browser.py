@@ -325,6 +325,12 @@ class StreamRecord:
                          reason=self.reason, headers=[list(h) for h in headers], framing=framing,
                          parser="chromium", end=self.end, end_t=self.end_s)
 
+    @property
+    def event_source(self) -> bool:
+        """Read with ``EventSource`` (its events), not a ``fetch()`` body reader (its chunks: an
+        SSE stream asked with another method than GET, as chat UIs read it)."""
+        return self.profile == "sse" and not self.api.startswith("fetch(")
+
     def timeline(self) -> Recording:
         """What the page's script got, as a ``Recording`` whose pieces are its events or chunks
         (an SSE event written back as its data lines and the blank line that dispatched it), so the
@@ -334,7 +340,7 @@ class StreamRecord:
             rec.strict_error = self.error + (f" ({self.net_error})" if self.net_error and self.net_error not in self.error
                                              else "")
         body = bytearray()
-        if self.profile == "sse":
+        if self.event_source:
             rows = [(t, _sse_block(kind, data)) for t, kind, data, *_ in self.events]
             rows = [(t, len(block), block) for t, block in rows]
         else:   # chunks: their sizes; their bytes as far as the page kept them
@@ -358,7 +364,7 @@ class StreamRecord:
         headers = [h for h in self.response_headers if h[0].lower() != "content-encoding"]
         rec = self._recording("browser-network", headers)
         body = bytearray()
-        if self.profile == "sse":
+        if self.event_source:
             size = 0
             for t, kind, data in self._heard_network():
                 block = _sse_block(kind, data)
@@ -441,14 +447,14 @@ def run(ctx: Context) -> BrowserRecording:
     target = ctx.target
     rec = BrowserRecording(SCENARIO, ctx.url or "", count=target.countdown_length, interval_s=target.interval)
     rec.target = target
-    if target.profile == "countdown" and target.countdown_length is None:
+    if target.profile == "countdown" and target.countdown_length is None and getattr(target, "method", "GET") == "GET":
         rec.skip_reason = "the browser check loads a countdown page (GET /N); this countdown's length is not known"
         return rec
     why = unavailable()
     if why:
         rec.skip_reason = why
         return rec
-    if target.profile == "countdown":
+    if target.profile == "countdown" and getattr(target, "method", "GET") == "GET":
         session = lambda browser: _session(browser, ctx, rec)   # noqa: E731
         # the whole session's bound: both pages' budgets, the browser's start and a margin
         limit = 2 * ctx.deadline + 120
@@ -792,7 +798,12 @@ async (o) => {
     const ctl = new AbortController();
     cleanup = () => ctl.abort();
     try {
-      const r = await fetch(o.url, {signal: ctl.signal, cache: "no-store", redirect: "manual"});
+      const init = {signal: ctl.signal, cache: "no-store", redirect: "manual"};
+      if (o.method && o.method !== "GET") {   // a chat UI's request: its method and body (base64)
+        init.method = o.method;
+        if (o.body != null) init.body = Uint8Array.from(atob(o.body), (c) => c.charCodeAt(0));
+      }
+      const r = await fetch(o.url, init);
       rec.head = performance.now();
       rec.status = r.status;
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
@@ -972,13 +983,16 @@ async def _stream_session(browser, ctx: Context, rec: BrowserRecording) -> None:
         await cdp.send("Network.enable")
         await page.goto(blank, timeout=30_000)
         profile = target.profile
-        kind = "sse" if profile == "sse" else "auto" if profile is None else "fetch"
+        method = getattr(target, "method", "GET")
+        # EventSource can only GET: any other request is read with a fetch() body reader, as chat UIs do
+        kind = "fetch" if method != "GET" else "sse" if profile == "sse" else "auto" if profile is None else "fetch"
         types = sse_types(rec.reference.body) if rec.reference is not None else []
         net.types.update(types + ["message"])
         watch = _stream_watch(ctx)
         # SSE without the GET's body to say its event types: a first fetch() reads the first event
         opts = {"url": url, "kind": kind, "types": types, "preview": kind == "sse" and rec.reference is None, "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000,
-                "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA}
+                "keep": BODY_KEEP, "maxEvents": PIECES_KEEP, "sseMedia": SSE_MEDIA, "method": method,
+                "body": None if target.body is None else base64.b64encode(target.body).decode("ascii")}
         started = time.monotonic()
         rec.started_at = time.time()
         task = asyncio.ensure_future(page.evaluate(STREAM_JS, opts))
@@ -1360,7 +1374,7 @@ def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict
         script = [u.end for u in units_of(s.timeline(), s.profile)]
         wire = s.network_timeline()
         network = [u.end for u in units_of(wire, s.profile)] if wire is not None else []
-        kinds = [e[1] for e in s.events] if s.profile == "sse" else []
+        kinds = [e[1] for e in s.events] if s.event_source else []
         rows = [{"group": f"{unit} {k + 1}" + (f" ({kinds[k]})" if k < len(kinds) and kinds[k] != "message" else ""),
                  "times": [network[k] if k < len(network) else None, t, raw[k] if k < len(raw) else None]}
                 for k, t in enumerate(script[:STREAM_ROWS])]

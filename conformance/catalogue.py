@@ -103,7 +103,7 @@ class Check:
             return crashed(self.id, e)
         beside = get is not None and self.scenario != "get"
         if beside and no_answer(get):   # the target could not be judged: its own error, or GET's
-            if finding.verdict != "error" and unanswered_here(rec):
+            if finding.verdict == "error" or unanswered_here(rec):   # one cause, said once: the GET's
                 finding = Finding("error", *no_answer(get))   # said as the GET's checks say it
         elif beside and finding.verdict == "error" and not (getattr(rec, "error", None) or "").startswith(INTERRUPTED):
             finding = Finding(self.unanswered, f"{finding.observed} (while GET was answered {get.status} "
@@ -143,9 +143,30 @@ def no_answer(rec) -> tuple[str, str] | None:
     if is_redirect(rec.status):
         return location_note(rec), "a 2xx response"
     if not (200 <= (rec.status or 0) < 300):
-        start = rec.body[:200].decode("utf-8", "replace")
-        return f"HTTP {rec.status} {rec.reason}; the body starts {start!r}", "a 2xx response"
+        return refused(rec), "a 2xx response"
     return None
+
+
+def refused(rec) -> str:
+    """A non-2xx first answer as one line that says what to do: 405 names the methods in
+    ``Allow`` and the options that send another request; 401/403 says credentials are needed;
+    anything else shows the start of the error body."""
+    status = f"HTTP {rec.status} {rec.reason}".rstrip()
+    start = rec.body[:200].decode("utf-8", "replace")
+    method = getattr(rec, "method", "GET") or "GET"
+    if rec.status == 405:
+        allow = ", ".join(rec.header_values("allow")) if hasattr(rec, "header_values") else ""
+        other = next((m.strip() for m in allow.split(",") if m.strip() and m.strip() not in ("GET", "HEAD", "OPTIONS")),
+                     "POST")
+        return (f"{status}: the endpoint does not take {method}" + (f" (Allow: {allow})" if allow else "")
+                + f"; send the request it takes: -X {other} --json @request.json, or the API's own curl command "
+                  f"with --curl 'curl ...'")
+    if rec.status in (401, 403):
+        return (f"{status}: credentials are needed (or not enough): -H 'Authorization: Bearer ...' "
+                f"(or the API's own curl command with --curl 'curl ...'); the body starts {start!r}")
+    if rec.status in (400, 422):
+        return f"{status}: the request was refused; the body starts {start!r} (check the body: -d, --json)"
+    return f"{status}; the body starts {start!r}"
 
 
 CHECKS: dict[str, Check] = {}

@@ -18,6 +18,8 @@ Nothing here judges (``conformance/checks/test_clients.py`` does).
 """
 from __future__ import annotations
 
+import base64
+
 import io
 import json
 import os
@@ -101,6 +103,11 @@ class ClientRun(_Primary):
         d["client"] = {"name": self.client, "api": self.api, "skip": self.skip, "hint": self.hint,
                        "event_times": {k: [None if t is None else round(t, 4) for t in v] for k, v in times.items()}}
         return d
+
+
+def _request_of(ctx: Context) -> tuple[str, bytes | None]:
+    """The target's request (method, body) as each client sends it (``conformance.request``)."""
+    return getattr(ctx.target, "method", "GET"), getattr(ctx.target, "body", None)
 
 
 def _client_run(ctx: Context, scenario: str, client: str, api: str, headers, parser: str) -> ClientRun:
@@ -193,17 +200,18 @@ def record_httpx(ctx: Context) -> ClientRun:
             def trace(name, info):  # httpcore's hooks: when the TCP connect and the request end
                 marks[name] = time.monotonic()
 
-            kw = dict(headers=list(ctx.target.headers), extensions={"trace": trace})
+            method, content = _request_of(ctx)
+            kw = dict(headers=list(ctx.target.headers), extensions={"trace": trace}, content=content)
             # what httpx will send (its defaults, then the target's), until the request says
-            sent = client.build_request("GET", ctx.url, headers=list(ctx.target.headers)).headers.raw
+            sent = client.build_request(method, ctx.url, headers=list(ctx.target.headers), content=content).headers.raw
             rec.request_headers = redact([[k.decode("latin-1"), v.decode("latin-1")] for k, v in sent],
                                          ctx.secret_headers)
             if profile == "sse":
                 import httpx_sse
-                opened = httpx_sse.connect_sse(client, "GET", ctx.url, headers=dict(ctx.target.headers),
-                                               extensions={"trace": trace})
+                opened = httpx_sse.connect_sse(client, method, ctx.url, headers=dict(ctx.target.headers),
+                                               extensions={"trace": trace}, content=content)
             else:
-                opened = client.stream("GET", ctx.url, **kw)
+                opened = client.stream(method, ctx.url, **kw)
             t0 = time.monotonic()
             with opened as stream:
                 response = stream.response if profile == "sse" else stream
@@ -439,7 +447,8 @@ def record_requests(ctx: Context) -> ClientRun:
     response = None
     body = None
     try:
-        response = session.get(ctx.url, headers=dict(ctx.target.headers), stream=True,
+        method, content = _request_of(ctx)
+        response = session.request(method, ctx.url, headers=dict(ctx.target.headers), data=content, stream=True,
                                timeout=(ctx.timeout, ctx.timeout), verify=not ctx.target.insecure,
                                allow_redirects=False)
         t0 = log.sent_at or t0
@@ -519,7 +528,9 @@ def record_node_fetch(ctx: Context) -> ClientRun:
         return run
     run.reference = _reference(ctx)
     script = resources.files("conformance").joinpath("node_fetch.js")
-    opts = {"headers": [list(h) for h in ctx.target.headers], "timeout": ctx.timeout, "deadline": ctx.deadline,
+    method, content = _request_of(ctx)
+    opts = {"headers": [list(h) for h in ctx.target.headers], "method": method,
+            "body": None if content is None else base64.b64encode(content).decode("ascii"), "timeout": ctx.timeout, "deadline": ctx.deadline,
             "keep": BODY_KEEP, "watch": ctx.watch or 0, "budget": READ_BUDGET}
     env = dict(os.environ)
     if ctx.target.insecure:
@@ -588,7 +599,7 @@ class _Kill:
         self.proc.kill()
 
 
-register(Scenario("httpx", "GET with httpx as users run it (default headers, decoded iteration)", record_httpx))
-register(Scenario("requests", "GET with requests as users run it (stream=True, iter_lines/iter_content)",
+register(Scenario("httpx", "the request with httpx as users run it (default headers, decoded iteration)", record_httpx))
+register(Scenario("requests", "the request with requests as users run it (stream=True, iter_lines/iter_content)",
                   record_requests))
-register(Scenario("node-fetch", "GET with Node's built-in fetch reading the body stream", record_node_fetch))
+register(Scenario("node-fetch", "the request with Node's built-in fetch reading the body stream", record_node_fetch))

@@ -327,7 +327,7 @@ def _replay_holder(ctx: Context, url: str, result: Concurrent, barrier, start) -
     except threading.BrokenBarrierError:
         pass
     try:
-        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder", watch=0.0)), on_read, timeout=ctx.timeout,
+        holder, t0 = follow(url, _headers(ctx, Exchange("concurrent-holder", watch=0.0, own_request=True)), on_read, timeout=ctx.timeout,
                             deadline=ctx.deadline, insecure=ctx.target.insecure, secret_headers=ctx.secret_headers)
     except BadURL as e:
         result.holder_note = f"the holder page cannot be read: {e}"
@@ -580,7 +580,7 @@ def _large(ctx: Context) -> LargeDownload:
     if url is None:
         return _large_skipped(ctx)
     pid = ctx.server.process.pid if ctx.server is not None else None
-    return download(url, _headers(ctx, Exchange("large")), timeout=ctx.timeout,
+    return download(url, _headers(ctx, Exchange("large", own_request=True)), timeout=ctx.timeout,
                     deadline=max(ctx.deadline, LARGE_DEADLINE), insecure=ctx.target.insecure,
                     secret_headers=ctx.secret_headers, server_pid=pid, requested=size)
 

@@ -109,6 +109,8 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
                      profile: str | None = None, interval: float | None = None, watch: float | None = None,
                      headers: dict | list | None = None, concurrent_streams: int | None = None,
                      large_url: str | None = None,
+                     method: str | None = None, body: bytes | str | None = None, json=None,
+                     max_requests: int | None = None,
                      strict: bool = False, timeout: float | None = None, insecure: bool = False) -> StreamCheck:
     from conformance import apps, catalogue
     from conformance.run import Options, Run
@@ -136,6 +138,8 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
     if concurrent_streams is not None:
         for t in targets:
             t.concurrent_streams = concurrent_streams
+    if method is not None or body is not None or json is not None or max_requests is not None:
+        _request(targets, method, body, json, max_requests)
     run = Run(targets, Options(report_dir=report_dir, strict=strict, timeout=timeout))
     scenarios = sorted({catalogue.CHECKS[c].scenario for c in ids})
     for trun in run.targets:
@@ -161,6 +165,29 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
     return _result(f"stream_check({url_or_app!r}{', path=' + repr(path) if paths else ''})", run)
 
 
+def _request(targets, method, body, json_value, max_requests) -> None:
+    """The request of every target (``conformance.request``): ``method``; ``body`` (bytes or
+    text) or ``json`` (a value sent as JSON, or JSON text, with Content-Type and Accept:
+    application/json); a body without a method is a POST. ``max_requests``: the budget."""
+    import json as _json
+
+    from conformance.request import check_method
+    if body is not None and json_value is not None:
+        raise ValueError("give body= or json=, not both")
+    extra = []
+    if json_value is not None:
+        body = json_value if isinstance(json_value, (str, bytes)) else _json.dumps(json_value)
+        extra = [("Content-Type", "application/json"), ("Accept", "application/json")]
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    m = check_method(method) if method is not None else ("POST" if data is not None else "GET")
+    for t in targets:
+        t.method, t.body = m, data
+        names = {k.lower() for k, _ in t.headers}
+        t.headers = list(t.headers) + [(k, v) for k, v in extra if k.lower() not in names]
+        if max_requests is not None:
+            t.max_requests = max_requests
+
+
 def _result(subject: str, run) -> StreamCheck:
     doc = run.results_document()
     targets = {t["id"]: t for t in doc["targets"]}
@@ -181,7 +208,8 @@ def _result(subject: str, run) -> StreamCheck:
 @pytest.fixture
 def stream_check(tmp_path):
     """``stream_check(url_or_app, path=..., server=..., behind=..., checks=..., profile=...,
-    interval=..., watch=..., headers=..., concurrent_streams=..., strict=...)`` -> ``StreamCheck``.
+    interval=..., watch=..., headers=..., concurrent_streams=..., method=..., body=..., json=...,
+    max_requests=..., strict=...)`` -> ``StreamCheck``.
     Each call writes its report under ``tmp_path`` (``stream-check-1/``, …)."""
     calls = [0]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from dataclasses import replace
 
 import h2.config
 import h2.connection
@@ -25,9 +26,10 @@ READ_SIZE = 256 * 1024
 
 def _request(ctx: Context):
     ep = parse_url(ctx.url)
-    headers = [(k, v) for k, v in request_headers(ep, Exchange(headers=list(ctx.target.headers)))
+    ex = ctx.exchange(Exchange("h2"))   # the target's request: method and body
+    headers = [(k, v) for k, v in request_headers(ep, replace(ex, headers=list(ctx.target.headers)))
                if k.lower() not in ("host", "connection")]
-    rec = Recording("h2", ctx.url, request_version="2", request_headers=redact(headers, ctx.secret_headers),
+    rec = Recording("h2", ctx.url, method=ex.method, request_version="2", request_headers=redact(headers, ctx.secret_headers),
                     parser="h2")
     return ep, headers, rec
 
@@ -84,8 +86,11 @@ def _exchange(sock, ep, headers, rec: Recording, ctx: Context) -> None:
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
     conn.initiate_connection()
     stream = conn.get_next_available_stream_id()
-    conn.send_headers(stream, [(":method", "GET"), (":scheme", "https"), (":authority", ep.authority),
-                               (":path", ep.target)] + [(k.lower(), v) for k, v in headers], end_stream=True)
+    body = getattr(ctx.target, "body", None)
+    conn.send_headers(stream, [(":method", rec.method), (":scheme", "https"), (":authority", ep.authority),
+                               (":path", ep.target)] + [(k.lower(), v) for k, v in headers], end_stream=not body)
+    if body:   # within the initial windows (64 KiB): a request body larger than that is cut to them
+        conn.send_data(stream, body[:conn.local_flow_control_window(stream)], end_stream=True)
     sock.sendall(conn.data_to_send())
     t0 = time.monotonic()
     deadline = t0 + ctx.deadline

@@ -52,7 +52,10 @@ async function main() {
   let headSeen = false;
   arm();
   try {
-    const res = await fetch(url, { headers: opts.headers || [], redirect: "manual", signal: ctrl.signal });
+    // the target's request: its method and body (base64), as a chat UI's fetch() sends them
+    const init = { method: opts.method || "GET", headers: opts.headers || [], redirect: "manual", signal: ctrl.signal };
+    if (opts.body != null) init.body = Buffer.from(opts.body, "base64");
+    const res = await fetch(url, init);
     headSeen = true;
     out({ kind: "head", t: now(), status: res.status, reason: res.statusText, headers: [...res.headers], sent });
     if (res.body) {

@@ -20,6 +20,8 @@ from conformance import apps, catalogue
 from conformance.fixture import stream_check  # noqa: F401 - the fixture for users' own tests
 from conformance.recorder import BadURL, parse_url
 from conformance.run import EXIT_INTERRUPTED, Options, Run
+from conformance.budget import UNSAFE_DEFAULT
+from conformance.request import Request, RequestError, from_options, parse_curl
 from conformance.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target
 from targets.registry import BUILTINS, DEFAULT_TARGETS
 
@@ -43,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report-dir", default="reports/latest", metavar="DIR", help="where results.json and recordings go")
     # --strict (SHOULD-level findings fail the run) is pytest's own flag; the suite reads it too.
     g.addoption("--insecure", action="store_true", help="do not verify TLS certificates")
-    g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable); values are redacted in reports")
+    g.addoption("--header", action="append", default=[], metavar="'Name: value'", help="extra request header (repeatable; python -m conformance: -H); values are redacted in reports")
     # --timeout (idle timeout per read) is pytest-timeout's option, shared: for check tests it is
     # the read timeout, and each check test gets its own guard as a marker (markers win there).
     g.addoption("--follow-redirects", action="store_true",
@@ -58,6 +60,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--repeat", type=int, default=1, metavar="N", help="record each scenario N times and judge by majority")
     g.addoption("--check", action="append", default=[], metavar="ID", help="run only these checks (repeatable; a prefix like framing. selects a group)")
     g.addoption("--skip-check", action="append", default=[], metavar="ID", help="leave out these checks (repeatable)")
+    # The request (conformance/request.py); -X, -d and -H are python -m conformance's short forms
+    g.addoption("--method", metavar="METHOD", help="the request's method, sent by every scenario (default GET; python -m conformance: -X)")
+    g.addoption("--data", action="append", default=[], metavar="DATA",
+                help="the request body; @file reads a file (python -m conformance: -d); without --method the method is POST")
+    g.addoption("--json", action="append", default=[], dest="json_body", metavar="DATA",
+                help="a JSON body (@file reads a file) with Content-Type and Accept: application/json, as curl's --json")
+    g.addoption("--curl", metavar="'curl ...'",
+                help="the whole request from a curl command line as pasted (URL, -X, -H, -d/--data-raw/--data-binary, "
+                     "--json, -u, -k, --compressed; -N, -s, -i, -v ignored; anything else a usage error)")
+    g.addoption("--max-requests", type=int, metavar="N",
+                help=f"at most N requests to each target; scenarios that do not fit are skip (default: no cap for "
+                     f"GET, HEAD, OPTIONS, TRACE; {UNSAFE_DEFAULT} for any other method, RFC 9110 §9.2.1)")
+    g.addoption("--plan", action="store_true",
+                help="print how many requests each scenario will send to each target, and the total; send nothing")
     apps.add_options(g)   # --app, --app-path, --server, --behind (conformance/apps.py)
 
 
@@ -79,8 +95,42 @@ def _headers(values: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def request_from_options(config: pytest.Config) -> Request:
+    """The request every target is asked with (``--curl``, then ``--method``, ``--data``,
+    ``--json``, ``--header`` over it); a usage error (exit 4) when it cannot be made."""
+    cached = getattr(config, "_conformance_request", None)
+    if cached is not None:
+        return cached
+    opt = config.option
+    try:
+        base = parse_curl(opt.curl) if getattr(opt, "curl", None) else None
+        req = from_options(getattr(opt, "method", None), list(getattr(opt, "data", []) or []),
+                           list(getattr(opt, "json_body", []) or []), [], base)
+    except RequestError as e:
+        raise pytest.UsageError(str(e)) from None
+    if getattr(opt, "max_requests", None) is not None and opt.max_requests < 1:
+        raise pytest.UsageError(f"--max-requests must be at least 1, not {opt.max_requests}")
+    config._conformance_request = req
+    return req
+
+
+def apply_request(t: Target, req: Request, headers_given: list[tuple[str, str]], max_requests: int | None) -> Target:
+    """Give a target the run's request: its method, body and headers (a header the user gave
+    with --header wins over the same one from --curl or --json)."""
+    own = t.method != "GET" or t.body is not None   # a targets file's own request stays its own
+    if not own and (req.method != "GET" or req.body is not None):
+        t.method, t.body = req.method, req.body
+    given = {k.lower() for k, _ in t.headers}
+    t.headers = [(k, v) for k, v in req.headers if k.lower() not in given] + list(t.headers)
+    t.insecure = t.insecure or req.insecure
+    if max_requests is not None:
+        t.max_requests = max_requests
+    return t
+
+
 def targets_from_options(config: pytest.Config) -> list[Target]:
     opt = config.option
+    req = request_from_options(config)
     interval = _positive("--interval", opt.interval)
     _positive("--time-scale", opt.time_scale)
     _positive("--timeout", opt.timeout)
@@ -91,7 +141,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
             raise pytest.UsageError(f"{name} must be at least 1, not {v}")
     headers = _headers(opt.header)
     out: list[Target] = []
-    for url in opt.target_url:
+    urls = list(opt.target_url) + ([req.url] if req.url else [])
+    for url in urls:
         try:
             parse_url(url)
         except BadURL as e:
@@ -135,6 +186,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
             raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")
         for t in out:
             t.concurrent_streams = opt.concurrent_streams
+    for t in out:
+        apply_request(t, req, headers, getattr(opt, "max_requests", None))
     ids = [t.id for t in out]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
@@ -156,8 +209,9 @@ def pytest_configure(config: pytest.Config) -> None:
                       strict=config.option.strict, report_dir=Path(config.option.report_dir),
                       large_size=config.option.large_size, repeat=config.option.repeat,
                       baseline=Path(config.option.baseline) if config.option.baseline else None,
-                      secret_headers=tuple(n for n, _ in _headers(config.option.header)),
-                      follow_redirects=config.option.follow_redirects)
+                      secret_headers=tuple(n for n, _ in _headers(config.option.header))
+                      + tuple(request_from_options(config).secret_names),
+                      follow_redirects=config.option.follow_redirects or request_from_options(config).follow_redirects)
     if _collects_checks(config):
         _writable_report_dir(options.report_dir)
     from conformance.gate import BaselineError
@@ -224,10 +278,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    _print_plan(config, run)
+    if config.option.plan:   # print the plan, send nothing (exit 0)
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+        config._conformance_plan_only = True
+
+
+def _print_plan(config: pytest.Config, run: Run) -> None:
+    """Before the first request: each target's plan (conformance.budget), when its request is not
+    a plain GET, a budget is set, or --plan asks for it."""
+    shown = [t for t in run.targets if t.scenarios and (config.option.plan or t.target.method != "GET"
+                                                         or t.plan().budget is not None)]
+    if not shown:
+        return
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    write = tr.write_line if tr is not None else print
+    write("request plan" + (" (--plan: nothing is sent)" if config.option.plan else ", before anything is sent") + ":")
+    for t in shown:
+        for line in t.plan().lines():
+            write("  " + line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from conformance import distributed
+    if getattr(session.config, "_conformance_plan_only", False):
+        session.exitstatus = 0   # --plan: the plan was the answer
+        return
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None and exitstatus == EXIT_INTERRUPTED:   # Ctrl-C, SIGTERM: keep what was recorded
         stop = session.shouldstop   # pytest's own stop says why; a signal is named
@@ -296,6 +373,28 @@ def _say_unwritten(run: Run, config: pytest.Config, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+# Whose reading of a stream each check's unit metrics are (conformance.units), in the summary's order.
+UNIT_READERS = {"delivery.progressive": "raw recorder", "delivery.compressed": "browser-style request",
+                "client.httpx": "httpx", "client.requests": "requests", "client.node-fetch": "node fetch",
+                "browser.progressive-render": "Chromium"}
+
+
+def unit_lines(results: list[dict]) -> list[str]:
+    """One line per reader of an SSE/NDJSON stream: units, time to first unit, gaps, rate, merged."""
+    out = []
+    by_check = {r["check"]: r.get("metrics") or {} for r in results}
+    for check, who in UNIT_READERS.items():
+        m = by_check.get(check) or {}
+        if not m.get("unit_count"):
+            continue
+        ms = lambda v: "–" if v is None else f"{v * 1000:.0f}"   # noqa: E731
+        rate = "–" if m.get("units_per_s") is None else f"{m['units_per_s']:.1f}"
+        out.append(f"  {who:<22} {m['unit_count']} {m.get('unit_shape', '')} units: first {ms(m.get('first_unit_s'))} ms, "
+                   f"gaps p50/p90/p99/max {ms(m.get('gap_p50_s'))}/{ms(m.get('gap_p90_s'))}/{ms(m.get('gap_p99_s'))}/"
+                   f"{ms(m.get('gap_max_s'))} ms, {rate}/s, merged {m.get('units_merged', 0)}")
+    return out
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.started:
@@ -308,6 +407,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         text = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
         url = t.target.url if t.target.url and t.target.url != t.id else ""
         tr.write_line(f"{t.id:<28} {text}   {url}")
+        for line in unit_lines(mine):
+            tr.write_line(line)
         for hop in t.redirects:
             tr.write_line(f"  redirect: {hop}")
         if t.launch_error:

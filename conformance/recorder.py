@@ -158,13 +158,19 @@ class Exchange:
     # Wire bytes read at most: a body longer than this is far more than a stream's profile
     # explains; the client stops reading (end "budget") and what was kept is judged.
     budget: int | None = None
+    # The request's content (sent with Content-Length), and whether this exchange carries the
+    # target's own request (method and body: ``scenarios.Context.exchange``); the suite's own
+    # requests (a built-in's holder page, the large body's URL) do not.
+    body: bytes | None = None
+    own_request: bool = False
 
 
 def request_headers(ep: Endpoint, ex: Exchange) -> list[tuple[str, str]]:
     ours = [("Host", ep.authority), ("User-Agent", f"{SUITE_NAME}/{__version__}"), ("Accept", "*/*"),
             ("Accept-Encoding", "identity")]
     given = {k.lower() for k, _ in ex.headers}
-    return [(k, v) for k, v in ours if k.lower() not in given] + list(ex.headers)
+    length = [] if ex.body is None or "content-length" in given else [("Content-Length", str(len(ex.body)))]
+    return [(k, v) for k, v in ours if k.lower() not in given] + list(ex.headers) + length
 
 
 def record(url: str, exchange: Exchange | None = None, *, timeout: float = 10.0, deadline: float = 120.0,
@@ -206,8 +212,10 @@ def _request(ep: Endpoint, ex: Exchange, headers: list[tuple[str, str]]) -> tupl
     # h11 also validates the request: a header it refuses is refused before connecting.
     h11_headers = headers + ([("Connection", "close")] if ex.http_version == "1.0" else [])
     conn.send(h11.Request(method=ex.method, target=ep.target, headers=h11_headers))
+    if ex.body:
+        conn.send(h11.Data(data=ex.body))
     conn.send(h11.EndOfMessage())
-    return "".join(wire).encode("latin-1"), conn
+    return "".join(wire).encode("latin-1") + (ex.body or b""), conn
 
 
 def _connect(ep: Endpoint, rec: Recording, timeout: float, insecure: bool):

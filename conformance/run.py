@@ -214,8 +214,9 @@ class TargetRun:
             self._repeats[n] = [done]
             self.known_skips.add(n)
         previous: list[Future] = []
+        unsent = self.plan().excluded()   # over the request budget, or not for this method
         for _round in range(max(1, self.run.options.repeat)):
-            names = list(wanted)
+            names = [n for n in wanted if n not in unsent]
             first = [n for n in names if n == MAIN]
             alone = [n for n in names if SCENARIOS[n].exclusive]
             shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
@@ -281,6 +282,15 @@ class TargetRun:
             return self._record(scenario)
         with self._capacity.hold(SCENARIOS[scenario].connections):
             return self._record(scenario)
+
+    def plan(self):
+        """The request plan of this target (``conformance.budget``): what each scenario its
+        checks read will send, and which fit the budget. Made once, before the first request."""
+        if getattr(self, "_plan", None) is None:
+            from conformance.budget import make_plan
+            self._plan = make_plan(self.target, sorted(self.scenarios, key=order), self.run.options.repeat,
+                                   builtin=self.target.builtin is not None)
+        return self._plan
 
     def context(self) -> Context:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
@@ -357,6 +367,13 @@ class TargetRun:
         get = main.result()
         if getattr(get, "head_t", 0) is None and getattr(get, "end", None) in ("timeout", "deadline", "head-deadline"):
             return Recording(scenario, self.target.url or "", error=get.error)
+        status = getattr(get, "status", None)
+        if not self.target.safe and isinstance(status, int) and status >= 400:
+            # A request that is not safe to repeat (RFC 9110 §9.2.1), refused: sending it again
+            # would only cost another refusal. Its checks are said as the main request's.
+            from conformance.catalogue import refused
+            return Recording(scenario, self.target.url or "",
+                             error=f"not sent: the first {self.target.method} was refused: {refused(get)}")
         return None
 
     def _settle(self) -> settle.Settle | None:
@@ -424,6 +441,11 @@ class TargetRun:
         self.run.ensure_started(self)
         if self.skip_reason:
             finding = Finding("skip", f"target {self.id} not started: {self.skip_reason}")
+            self.run.add_result(self, check, finding, None)
+            return finding
+        unsent = self.plan().excluded().get(check.scenario)
+        if unsent:   # over the request budget, or a GET-only scenario for another method
+            finding = Finding("skip", unsent)
             self.run.add_result(self, check, finding, None)
             return finding
         recs = self.recordings(check.scenario)
@@ -580,6 +602,14 @@ class Run:
         return [t.id for t in self.targets if t.in_flight()]
 
     def add_result(self, trun: TargetRun, check: Check, finding: Finding, rec: Recording | None) -> None:
+        if rec is not None and finding.verdict != "skip":   # SSE/NDJSON units: first unit, gaps, merged
+            from conformance.units import metrics_of
+            try:
+                units = metrics_of(rec, trun.target)
+            except Exception:  # noqa: BLE001 - a figure must never cost a verdict
+                units = {}
+            if units:
+                finding.metrics = {**units, **finding.metrics}
         with self._lock:
             result = {
                 "target": trun.id, "check": check.id, "level": check.level, "verdict": finding.verdict,
@@ -663,6 +693,9 @@ class Run:
                 entry["skipped"] = t.skip_reason
             if getattr(t.target, "app", None):   # --app (conformance/apps.py): what the report's table needs
                 entry["app"] = t.target.describe()
+            entry["request"] = request_entry(t.target, self.options.secret_headers)
+            if t.scenarios:
+                entry["plan"] = t.plan().to_dict()
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]
@@ -686,6 +719,17 @@ class Run:
         tmp.write_text(json.dumps(self.results_document(), indent=2))
         tmp.replace(path)
         return path
+
+
+def request_entry(target: Target, secret_headers=()) -> dict:
+    """results.json's ``request`` of a target: its method, the headers it adds (values redacted
+    as in recordings), and its body as size, SHA-256 and redacted head (``conformance.request``)."""
+    from conformance.recording import redact
+    from conformance.request import body_summary
+    body = getattr(target, "body", None)
+    ctype = next((v for k, v in target.headers if k.lower() == "content-type"), "")
+    return {"method": getattr(target, "method", "GET"), "headers": redact(list(target.headers), secret_headers),
+            **body_summary(body, ctype)}
 
 
 def interrupted_finding(check: Check, rec, target: Target, strict: bool = False, get=None) -> Finding:

@@ -62,8 +62,12 @@ class Context:
     recorded: Callable[[str], Any] | None = None   # another scenario's record of this target, by name
 
     def exchange(self, exchange: Exchange) -> Exchange:
-        """The exchange as sent: the target's own headers (``--header``) first, the watch, the
-        head's deadline and the read budget."""
+        """The exchange as sent: the target's request (``conformance.request``: its method and body,
+        for every GET a scenario makes on the user's behalf; HEAD stays HEAD), its headers
+        (``--header``) first, the watch, the head's deadline and the read budget."""
+        if exchange.method == "GET" and not exchange.own_request and exchange.body is None:
+            exchange = replace(exchange, method=getattr(self.target, "method", "GET"),
+                               body=getattr(self.target, "body", None))
         return replace(exchange, headers=list(self.target.headers) + list(exchange.headers),
                        watch=self.watch if exchange.watch is None else exchange.watch,
                        head_deadline=exchange.head_deadline or head_deadline(self.timeout),

@@ -43,6 +43,9 @@ class Target:
     concurrent_streams: int = 5       # delivery.concurrent: streams at once
     watch: float | None = None        # --watch: seconds a stream that has not ended is recorded
     pace_s: float | None = None       # the pace seen on the main GET when no interval is given
+    method: str = "GET"               # the request every scenario sends (conformance.request)
+    body: bytes | None = None         # its content (-d, --json, --curl), sent with Content-Length
+    max_requests: int | None = None   # --max-requests: requests to this target at most (None: no cap)
     _deliveries: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -55,6 +58,12 @@ class Target:
             self.url = url
             if not any(k.lower() == "authorization" for k, _ in self.headers):
                 self.headers = list(self.headers) + [("Authorization", auth)]
+
+    @property
+    def safe(self) -> bool:
+        """Whether the target's request is safe to repeat (RFC 9110 §9.2.1)."""
+        from conformance.request import is_safe
+        return is_safe(self.method)
 
     @property
     def countdown_length(self) -> int | None:

@@ -19,7 +19,9 @@ KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count"
         "headers": dict, "insecure": bool, "large_url": str, "concurrent_streams": int,
         "watch": (int, float), "reference": str,
         # the user's app, started by the suite (conformance/apps.py); then url is not given
-        "app": str, "app_path": (str, list), "servers": (str, list), "behind": (str, list)}
+        "app": str, "app_path": (str, list), "servers": (str, list), "behind": (str, list),
+        # the request (conformance/request.py): json is JSON text or a TOML table/array sent as JSON
+        "method": str, "body": str, "body_file": str, "json": (str, dict, list)}
 
 
 def _line_of(text: str, index: int, key: str | None) -> int:
@@ -89,6 +91,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         if not 1 <= t.get("concurrent_streams", 1) <= MAX_STREAMS:
             raise bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
+        method, body = _request(t, path, bad, headers)
         if "app" in t:   # one target per (server, path, front), named after id
             from conformance.apps import AppError, build_targets
             as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))
@@ -102,6 +105,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
             except AppError as e:
                 raise bad("app", str(e).removeprefix(f"--app {t['app']}: ")) from None
             for target in made:
+                target.method, target.body = method, body
                 if "concurrent_streams" in t:
                     target.concurrent_streams = t["concurrent_streams"]
             out += made
@@ -109,8 +113,42 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         out.append(Target(t["id"], t["url"], profile, None if interval is None else float(interval), t.get("count"),
                           t.get("expect_bursts"), headers, t.get("insecure", defaults.get("insecure", False)),
                           large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")),
-                          **{k: t[k] for k in ("concurrent_streams",) if k in t}))
+                          method=method, body=body, **{k: t[k] for k in ("concurrent_streams",) if k in t}))
         if "reference" in t:   # delivery.chain (conformance/chain.py)
             from conformance.chain import set_reference
             set_reference(out[-1], t["reference"])
     return out
+
+
+def _request(t: dict, path: Path, bad, headers: list[tuple[str, str]]) -> tuple[str, bytes | None]:
+    """A table's request: ``method``, and one of ``body`` (text), ``body_file`` (a file, relative
+    to the targets file) or ``json`` (with Content-Type and Accept: application/json added to
+    ``headers`` unless given). A body without ``method`` is a POST, as curl's ``-d``."""
+    import json as _json
+
+    from conformance.request import RequestError, check_method, json_body
+    given = [k for k in ("body", "body_file", "json") if k in t]
+    if len(given) > 1:
+        raise bad(given[1], f"give one of body, body_file, json (not {' and '.join(given)})")
+    body = None
+    if "body" in t:
+        body = t["body"].encode("utf-8")
+    elif "body_file" in t:
+        try:
+            body = (path.parent / t["body_file"]).expanduser().read_bytes()
+        except OSError as e:
+            raise bad("body_file", f"cannot read it: {e.strerror or e}") from None
+    elif "json" in t:
+        try:
+            body = json_body(t["json"].encode("utf-8")) if isinstance(t["json"], str) else \
+                _json.dumps(t["json"]).encode("utf-8")
+        except RequestError as e:
+            raise bad("json", str(e).removeprefix("--json: ")) from None
+        names = {k.lower() for k, _ in headers}
+        headers += [(k, v) for k, v in (("Content-Type", "application/json"), ("Accept", "application/json"))
+                    if k.lower() not in names]
+    try:
+        method = check_method(t["method"], "method") if "method" in t else ("POST" if body is not None else "GET")
+    except RequestError as e:
+        raise bad("method", str(e)) from None
+    return method, body

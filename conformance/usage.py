@@ -15,6 +15,7 @@ import textwrap
 GROUPS: list[tuple[str, list[str]]] = [
     ("targets", ["URL", "--target-url", "--target", "--targets-file", "--app", "--app-path", "--server",
                  "--behind", "--reference", "--header", "--insecure", "--follow-redirects"]),
+    ("request", ["--curl", "--method", "--data", "--json", "--max-requests", "--plan"]),
     ("timing", ["--profile", "--interval", "--count", "--expect-bursts", "--time-scale", "--timeout", "--watch"]),
     ("checks", ["--check", "--skip-check", "--concurrent-streams", "--large-url", "--large-size"]),
     ("output", ["--report-dir", "--junitxml", "-n", "-v"]),
@@ -46,6 +47,9 @@ EXIT_CODES = [
 ]
 
 EXAMPLES = [
+    ("an LLM endpoint, from the curl command in its docs (POST: 3 requests at most unless --max-requests)",
+     "python -m conformance --curl 'curl -N https://api.example.org/v1/chat/completions "
+     "-H \"Authorization: Bearer $KEY\" --json @request.json'"),
     ("a stream you serve, one write a second",
      "python -m conformance https://example.org/countdown/10 --interval 1"),
     ("a CI gate over a targets file, against the last good run",

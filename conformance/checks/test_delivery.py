@@ -118,6 +118,14 @@ def _free_cadence(d) -> Finding:
     four times their median gap (and at least two seconds)."""
     f = d.free
     gaps = f.gaps()
+    one = f.releases[0] if len(f.releases) == 1 else None
+    if one is not None and not one.dump and len(one.units) >= f.margins.min_dump \
+            and one.end - one.start >= 2 * f.margins.window:
+        # A fast producer (LLM tokens 20-50 ms apart): its units are never a noise window apart,
+        # so they form one release; one release that is not a dump is continuous, not stalled.
+        return passed(f"{len(one.units)} {f.word} arrived continuously over {ms(one.end - one.start)}, never "
+                      f"{ms(f.margins.window)} apart (no --interval: the stream's own pace){notes(d)}",
+                      "a steady pace", max_gap_s=round(f.margins.window, 4))
     if not gaps:
         return failed(f"fewer than two releases of {f.word}: nothing arrived in rhythm (no --interval){notes(d)}",
                       "a steady pace")

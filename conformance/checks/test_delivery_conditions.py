@@ -68,6 +68,9 @@ def test_persistent_reuse(seq, target):
     if first.end != "complete":
         return skipped(f"the streamed response did not complete ({first.end}), so the connection cannot be "
                        "reused (framing.complete judges that)")
+    if len(seq.exchanges) < 2 and getattr(target, "method", "GET") != "GET":
+        return skipped(f"the second exchange (a HEAD) is made only after a GET; this target is asked with "
+                       f"{target.method}, and a second {target.method} is not sent for it")
     if len(seq.exchanges) < 2:
         return failed("the second exchange was not made", "a second exchange on the same connection")
     second = seq.exchanges[1]

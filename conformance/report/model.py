@@ -272,6 +272,20 @@ def _num(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def _units_text(v) -> str:
+    """A reader's units (conformance.units) in one cell: count, first unit, gaps, merged."""
+    m = dict(v.metrics)
+    if not m.get("unit_count"):
+        return ""
+    def ms(key):
+        try:
+            return f"{float(m[key]) * 1000:.0f}"
+        except (KeyError, TypeError, ValueError):
+            return "–"
+    return (f"{m['unit_count']} {m.get('unit_shape', '')}; first {ms('first_unit_s')} ms; gaps p50/p99/max "
+            f"{ms('gap_p50_s')}/{ms('gap_p99_s')}/{ms('gap_max_s')} ms; merged {m.get('units_merged', '0')}")
+
+
 def _client_matrix(report_dir: Path, t: TargetView) -> dict | None:
     """Which clients (httpx, requests, Node's fetch, Chromium's EventSource or fetch reader) read
     the target, and how late each event reached each caller behind the raw recorder: a row per
@@ -304,7 +318,7 @@ def _client_matrix(report_dir: Path, t: TargetView) -> dict | None:
             read = "no: " + tx.visible(d.get("error") or d.get("strict_error"), 200)
         else:
             read = "yes" if d.get("end") == "complete" else f"partly ({tx.visible(d.get('end') or '?', 40)})"
-        rows.append({"check": v.check, "anchor": v.anchor, "verdict": v.verdict,
+        rows.append({"check": v.check, "anchor": v.anchor, "verdict": v.verdict, "units": _units_text(v),
                      "client": tx.visible(client.get("name", ""), 80), "api": tx.visible(client.get("api", ""), 120),
                      "read": read,
                      "lags": [None if x is None else round(x * 1000) + 0 for x in lags],
@@ -315,7 +329,8 @@ def _client_matrix(report_dir: Path, t: TargetView) -> dict | None:
     width = max([len(r["lags"]) for r in rows] + [len(raw or [])])
     for r in rows:
         r["lags"] += [None] * (width - len(r["lags"]))
-    return {"rows": rows, "events": width,
+    progressive = next((v for v in t.results if v.check == "delivery.progressive"), None)
+    return {"rows": rows, "events": width, "raw_units": _units_text(progressive) if progressive else "",
             "raw": [None if x is None else round(x * 1000) for x in (raw or [])] + [None] * (width - len(raw or []))}
 
 
