@@ -273,7 +273,7 @@ class BrowserRecording:
             primary.connect_s = self.reference.connect_s
             if wire is not None:
                 wire.connect_s = self.reference.connect_s
-        return ClientRun(SCENARIO, self.browser or "Chromium", s.api, primary, wire=wire,
+        return ClientRun(self.scenario, self.browser or "Chromium", s.api, primary, wire=wire,
                          reference=self.reference, target=target)
 
     def screenshots(self) -> dict[str, bytes]:
@@ -794,6 +794,7 @@ async (o) => {
       const r = await fetch(o.url, {signal: ctl.signal, cache: "no-store", redirect: "manual"});
       rec.head = performance.now();
       rec.status = r.status;
+      rec.headers = [...r.headers];
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
       if (o.preview || (rec.kind === "auto" && ctype === o.sseMedia)) {
         // an event stream: its first event says which named types to listen for (the GET's body
