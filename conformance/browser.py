@@ -161,6 +161,7 @@ OBSERVER_JS = r"""
     });
   }
   new MutationObserver(scan).observe(document, {childList: true, subtree: true, characterData: true});
+  scan();   // installed after the page's first bytes (WebDriver engines): what is there already
   try {
     new PerformanceObserver(list => {
       for (const e of list.getEntries()) {

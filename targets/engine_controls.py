@@ -5,8 +5,10 @@
   bytes (each padded with spaces), 0.5 s apart, ``text/html; charset=utf-8``, chunked. Chromium
   and Firefox show each piece as it comes; WebKit holds the whole page (400 bytes) until it ends:
   it parses a partial document only after about 512 bytes (bugs.webkit.org 252413, 265386).
-- ``engines-html-padded``: the same, with a 1 KiB HTML comment before the first piece: WebKit
-  then shows each piece as it comes too.
+- ``engines-html-padded``: the same, after 1 KiB of rendered but off-screen text (a ``div`` at
+  ``left:-10000px``): WebKit then parses and paints each piece as it comes too.
+- ``engines-html-comment``: the same, after a 1 KiB HTML comment: WebKit parses each piece as it
+  comes (over 512 bytes) but paints nothing until the end (a comment is not rendered text).
 - ``engines-sse`` (``GET /sse``): 10 Server-Sent Events 0.3 s apart; ``engines-sse-held``: the same
   10 events, the head at once but every event held until the last is written.
 - ``engines-ndjson`` (``GET /ndjson``): 10 NDJSON lines 0.3 s apart.
@@ -27,23 +29,24 @@ from targets.timescale import factor
 
 MODES = {
     "engines-html": "HTML countdown in pieces of 40 bytes, 0.5 s apart (no padding)",
-    "engines-html-padded": "the same HTML countdown after a 1 KiB HTML comment of padding",
+    "engines-html-padded": "the same HTML countdown after 1 KiB of off-screen text",
+    "engines-html-comment": "the same HTML countdown after a 1 KiB HTML comment",
     "engines-sse": "SSE: 10 events 0.3 s apart",
     "engines-sse-held": "SSE: the same 10 events, all held until the last is written",
     "engines-ndjson": "NDJSON: 10 lines 0.3 s apart",
 }
 PIECE = 40
 HTML_INTERVAL, STREAM_INTERVAL, EVENTS = 0.5, 0.3, 10
-PADDING = b"<!--" + b"-" * (1024 - 7) + b"-->"
+COMMENT = b"<!--" + b"-" * (1024 - 7) + b"-->"
+OFFSCREEN = b'<div style="position:absolute;left:-10000px" aria-hidden="true">' + b"padding " * 120 + b"</div>"
 
 
-def html_pieces(count: int, padded: bool) -> list[bytes]:
+def html_pieces(count: int, padding: bytes = b"") -> list[bytes]:
     """The countdown's N + 2 writes, each exactly PIECE bytes (the first after the padding)."""
     texts = ["<h2>Prepare for Launch</h2><ul>"] + [f"<li>Liftoff in {n}</li>" for n in range(count, 0, -1)] \
         + ["</ul><h1>Lift off</h1>"]
     pieces = [t.encode().ljust(PIECE) for t in texts]
-    if padded:
-        pieces[0] = PADDING + pieces[0]
+    pieces[0] = padding + pieces[0]
     return pieces
 
 
@@ -70,7 +73,8 @@ def answer(mode: str, sock: socket.socket, method: str, path: str, scale: float)
     path = path.split("?")[0]
     m = re.fullmatch(r"/(\d+)", path)
     if mode.startswith("engines-html") and m and 0 < int(m.group(1)) <= 100:
-        writes = html_pieces(int(m.group(1)), mode.endswith("padded"))
+        writes = html_pieces(int(m.group(1)), {"engines-html-padded": OFFSCREEN, "engines-html-comment": COMMENT}
+                             .get(mode, b""))
         ctype, gap = "text/html; charset=utf-8", HTML_INTERVAL
     elif mode.startswith("engines-sse") and path == "/sse":
         writes = [b"id: %d\ndata: {\"n\": %d}\n\n" % (n, n) for n in range(1, EVENTS + 1)]

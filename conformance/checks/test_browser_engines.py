@@ -23,6 +23,7 @@ REQUIREMENT = ("A real browser gets the content as it arrives: in headless {labe
                "the DOM and are painted in as many separate bursts as the producer has separate writes in time, "
                "not all at the end; an SSE stream's events reach an EventSource, and NDJSON lines or bytes a "
                "fetch() body reader, on the producer's schedule.")
+WEBKIT_SOURCE = "https://bugs.webkit.org/show_bug.cgi?id=252413"
 SPEC = "suite rule (HTML Standard §13.2 parsing; RFC 9112 §7.1)"
 
 
@@ -60,29 +61,53 @@ def engine_findings(rec, target, finding, engine) -> None:
     margins = Margins(rec.interval_s or target.interval or 1.0, rec.reference.connect_s or 0.0)
     bursts = split_bursts([(t, 1) for t in known], margins.burst_gap)
     wire_ok = len(bursts) >= 2 and max(b.size for b in bursts) <= margins.groups_per_burst()
+    installed = page.navigation.get("observer_installed")
+    at_install = [k for k, t in dom.items() if installed is not None and t + start <= installed + 0.002]
+    if installed is not None and len(at_install) > 1 and installed - start > margins.burst_gap:
+        finding.metrics["groups_at_install"] = len(at_install)
+        if finding.verdict in ("fail", "warn") and finding.metrics.get("largest_dom_burst", 0) <= len(at_install):
+            finding.verdict = "warn"
+            finding.observed += (f"; WebDriver could install the page's observer only {installed:.2f} s in (it has no "
+                                 f"script that runs before a page's first byte): the {len(at_install)} groups already "
+                                 "there were timed then and cannot be told apart, so this burst is not the engine's")
+            return
     if finding.verdict not in ("fail", "warn") or not wire_ok or not dom:
         return
-    first = min(dom.values())
+    first_dom = min(dom.values())
+    painted = [page.painted_s(k) for k in page.groups if page.painted_s(k) is not None]
+    first_paint = (min(painted) - start) if painted else None
+    dom_ok = finding.metrics.get("dom_bursts", 0) >= 2 and \
+        finding.metrics.get("largest_dom_burst", 99) <= finding.metrics.get("allowed_per_burst", 0)
     offsets = countdown_group_offsets(rec.reference.body or b"", rec.count)
-    had = [k for k, t in enumerate(wire) if t is not None and t <= first]
-    body_bytes = max((offsets[k] for k in had if k < len(offsets) and offsets[k] is not None), default=0)
+    seen_at = first_dom if not dom_ok else (first_paint or first_dom)
+    had = [k for k, t in enumerate(wire) if t is not None and t <= seen_at]
+    body_had = max((offsets[k] for k in had if k < len(offsets) and offsets[k] is not None), default=0)
     total = len(rec.reference.body or b"")
     ctype = next((v for k, v in rec.reference.headers if k.lower() == "content-type"), "")
-    finding.metrics.update(engine=engine, engine_hold=True, wire_bursts=len(bursts), body_bytes=total)
-    if engine == "WebKitGTK" or engine == "WebKit":
-        why = (f"the wire delivered the page progressively ({len(bursts)} bursts in the raw recorder's GET), but "
-               f"WebKit held it: nothing entered its DOM until {first:.2f} s, when the raw recorder already had "
-               f"{len(had)} of {len(wire)} groups; the whole body is {total} bytes. WebKit does not parse a partial "
-               f"HTML document until about {WEBKIT_PARTIAL_BYTES} bytes of it have come ({WEBKIT_BUGS})")
-        fix = (f"send at least {2 * WEBKIT_PARTIAL_BYTES} bytes before the first item that must show (1 KiB of "
-               "padding, an HTML comment is enough, makes WebKit parse each piece as it comes)")
+    wire_said = (f"the wire delivered the page progressively ({len(bursts)} bursts in the raw recorder's GET of the "
+                 f"same run)")
+    if engine.startswith("WebKit") and not dom_ok:
+        cause = (f"WebKit does not parse a partial HTML document until about {WEBKIT_PARTIAL_BYTES} bytes of it have "
+                 f"come ({WEBKIT_BUGS})")
+        why = (f"{wire_said}, but nothing entered WebKit's DOM until {first_dom:.2f} s, when the raw recorder had "
+               f"{len(had)} of {len(wire)} groups (about {body_had} bytes of the {total}-byte body): {cause}")
+        fix = (f"send at least 1 KiB before the first item that must show, as rendered text (it may be off-screen, "
+               f"e.g. a div at left:-10000px): WebKit then parses and paints each piece as it comes (measured)")
+    elif engine.startswith("WebKit"):
+        cause = ("WebKit paints a partial document only once it is visually non-empty (enough rendered text; "
+                 "comments, whitespace and markup do not count): until then, or the load's end, nothing is painted")
+        why = (f"{wire_said} and each group entered WebKit's DOM on time, but WebKit painted nothing until "
+               f"{(first_paint or 0):.2f} s: {cause} ({WEBKIT_BUGS})")
+        fix = ("put about 1 KiB of rendered text before the first item (it may be off-screen, e.g. a div at "
+               "left:-10000px); an HTML comment of padding makes WebKit parse, not paint (measured)")
     else:
-        why = (f"the wire delivered the page progressively ({len(bursts)} bursts in the raw recorder's GET), but "
-               f"{engine} held it: nothing entered its DOM until {first:.2f} s")
-        fix = "send more of the document up front (padding), and declare the charset in Content-Type"
+        cause = f"{engine} holds what the wire delivered"
+        why = f"{wire_said}, but nothing entered {engine}'s DOM until {first_dom:.2f} s"
+        fix = "send more of the document up front (padding of rendered text)"
     if "charset" not in ctype.lower():
         fix += "; declare the charset in Content-Type (text/html; charset=utf-8) so no engine waits to find it"
-    finding.metrics["engine_fix"] = fix
+    finding.metrics.update(engine_hold=True, engine_cause=cause, engine_fix=fix, wire_bursts=len(bursts),
+                           body_bytes=total, engine_source=WEBKIT_SOURCE if engine.startswith("WebKit") else "")
     finding.observed += f"; {why}"
 
 
