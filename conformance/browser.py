@@ -248,6 +248,18 @@ class BrowserRecording:
             d["client"] = {"name": run.client, "api": run.api, "skip": None, "hint": "",
                            "event_times": {k: [None if t is None else round(t, 4) for t in v]
                                            for k, v in times.items()}}
+        elif self.countdown is not None and self.reference is not None and self.target is not None and self.count:
+            # a page: when each group entered the DOM (s after the request, by its navigation
+            # timing) beside when it reached the raw recorder, for the report's client matrix
+            start = self.countdown.navigation.get("request_start") or 0.0
+            caller = [None] * (self.count + 2)
+            for key, g in self.countdown.groups.items():
+                k = group_index(key, self.count)
+                if k is not None and g.get("inserted_s") is not None:
+                    caller[k] = round(g["inserted_s"] - start, 4)
+            raw = list(self.target.delivery(self.reference).group_times or []) if self.reference.pieces else []
+            d["client"] = {"name": self.browser, "api": "the page, parsed (DOM insertion)", "skip": None, "hint": "",
+                           "event_times": {"caller": caller, "raw": [None if t is None else round(t, 4) for t in raw]}}
         return d
 
     @classmethod

@@ -116,6 +116,19 @@ const done = arguments[arguments.length - 1];
 (%s)(arguments[0]).then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e), events: []})));
 """ % STREAM_JS.strip()
 
+# A function run in the page's own global through a script element; the result comes back as a
+# DOM event's string detail (strings cross from the page to WebDriver's sandbox unchanged).
+PAGE_CALL_JS = """
+const [fn, arg, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const id = "cf-result-" + Math.random().toString(36).slice(2);
+document.addEventListener(id, e => done(e.detail), {once: true});
+const s = document.createElement("script");
+s.textContent = `(${fn})(${arg}).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))` +
+  `.then(t => document.dispatchEvent(new CustomEvent(${JSON.stringify(id)}, {detail: t})));`;
+(document.head || document.documentElement).appendChild(s);
+s.remove();
+"""
+
 STOP_JS = "return window.__cf_stop ? JSON.stringify(window.__cf_stop('deadline')) : null;"
 
 
@@ -152,6 +165,10 @@ class Driver:
     def execute(self, script: str, *args): ...
     def execute_async(self, script: str, args: list, timeout: float): ...
     def screenshot(self) -> bytes | None: ...
+
+    def page_call(self, fn: str, arg, timeout: float):
+        """``await (fn)(arg)`` as the page's own script, its result as JSON text."""
+        return self.execute_async(STREAM_ASYNC_JS, [arg], timeout)
 
 
 class Engine:
@@ -386,6 +403,12 @@ class _MarionetteDriver(Driver):
         self.m.timeout.script = timeout
         return self.m.execute_async_script(script, script_args=list(args), new_sandbox=False)
 
+    def page_call(self, fn: str, arg, timeout: float):
+        """``await (fn)(arg)`` in the page's own global, its result as JSON text. Marionette's
+        scripts run in a sandbox that sees the page through Xrays, where a fetch() reader's
+        Uint8Array cannot be read; a script element runs it in the page itself."""
+        return self.execute_async(PAGE_CALL_JS, [fn, json.dumps(arg)], timeout)
+
     def screenshot(self):
         try:
             return self.m.screenshot(format="binary")
@@ -516,16 +539,22 @@ def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: Browser
     started = time.monotonic()
     rec.started_at = time.time()
     driver.navigate(ctx.url)
-    shot_at, state, fresh, installed_at = span / 2, None, None, None
+    shot_at, state, fresh, installed_at, install_gap, last_look = span / 2, None, None, None, None, None
     while time.monotonic() - started < budget:
         try:
             state = driver.execute(POLL_JS, ctx.url, after)
         except Exception:  # noqa: BLE001 - between two documents a script may fail: look again
             state = None
+        now = time.monotonic()
         if state and state.get("fresh"):
-            if fresh is None and state.get("installed"):
+            if installed_at is None and state.get("installed"):
                 installed_at = state["now"] / 1000
+                # how long before this look the previous one returned: the groups found at the
+                # install came within it
+                install_gap = now - (last_look if last_look is not None else started)
             fresh = state
+        if state is not None:
+            last_look = now
         if out.screenshot is None and time.monotonic() - started >= shot_at:
             at = time.monotonic() - started
             png = driver.screenshot()
@@ -564,6 +593,7 @@ def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: Browser
     # the observer's Element Timing entries, where the engine has the API (neither does yet)
     if installed_at is not None:   # groups in the DOM before this were timed at it
         out.navigation["observer_installed"] = round(installed_at, 4)
+        out.navigation["observer_gap"] = round(install_gap, 4)
     out.element_timing = any(g.get("rendered_s") is not None for g in out.groups.values())
     # the navigation's own answer: WebDriver does not say it; the navigation timing's
     # responseStatus where the engine has it
@@ -607,7 +637,7 @@ def stream_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRec
     rec.started_at = time.time()
     budget = _stream_budget(ctx)
     try:
-        raw = driver.execute_async(STREAM_ASYNC_JS, [opts], budget)
+        raw = driver.page_call(STREAM_JS.strip(), opts, budget)
     except Exception:  # noqa: BLE001 - the script did not end by itself: stop it, take what it has
         raw = driver.execute(STOP_JS)
     data = json.loads(raw) if raw else {"events": [], "error": "the page's script returned nothing"}

@@ -63,13 +63,21 @@ def engine_findings(rec, target, finding, engine) -> None:
     wire_ok = len(bursts) >= 2 and max(b.size for b in bursts) <= margins.groups_per_burst()
     installed = page.navigation.get("observer_installed")
     at_install = [k for k, t in dom.items() if installed is not None and t + start <= installed + 0.002]
-    if installed is not None and len(at_install) > 1 and installed - start > margins.burst_gap:
+    gap = page.navigation.get("observer_gap")
+    if installed is not None and len(at_install) > 1 and gap is not None and gap > margins.burst_gap / 2:
         finding.metrics["groups_at_install"] = len(at_install)
-        if finding.verdict in ("fail", "warn") and finding.metrics.get("largest_dom_burst", 0) <= len(at_install):
+        # the look before the install saw none of the new page: what the wire had by then was held
+        held = [k for k, t in enumerate(wire) if t is not None and t <= installed - gap - start]
+        finding.metrics["wire_groups_before_page"] = len(held)
+        if len(held) > margins.groups_per_burst():
+            finding.observed += (f"; WebDriver's look at {installed - gap:.2f} s still saw none of the new page, when the "
+                                 f"raw recorder already had {len(held)} of its groups")
+        elif finding.verdict in ("fail", "warn") and finding.metrics.get("largest_dom_burst", 0) <= len(at_install):
             finding.verdict = "warn"
-            finding.observed += (f"; WebDriver could install the page's observer only {installed:.2f} s in (it has no "
-                                 f"script that runs before a page's first byte): the {len(at_install)} groups already "
-                                 "there were timed then and cannot be told apart, so this burst is not the engine's")
+            finding.observed += (f"; WebDriver could install the page's observer only {installed:.2f} s in, "
+                                 f"{gap * 1000:.0f} ms after its previous look at the page (it has no script that runs "
+                                 f"before a page's first byte): the {len(at_install)} groups already there were timed "
+                                 "then and cannot be told apart, so this burst may not be the engine's")
             return
     if finding.verdict not in ("fail", "warn") or not wire_ok or not dom:
         return
@@ -117,6 +125,9 @@ def judge_engine(rec, target, engine: str):
     if finding.verdict == "skip":
         return finding
     name = (rec.browser or engine).split(" ")[0]
+    # WebDriver does not show the request's headers: what was sent is not known, not "not sent"
+    finding.observed = finding.observed.replace("asked Accept-Encoding: (not sent)",
+                                                "Accept-Encoding sent: not known over WebDriver")
     finding.metrics.setdefault("engine", name)
     engine_findings(rec, target, finding, name)
     return finding
