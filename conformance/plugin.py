@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -239,9 +241,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if run is None or not run.started:
         return
     run.stop()
-    path = run.write_results()
-    session.config._conformance_results = path
-    write_reports(run, session.config)
+    try:
+        session.config._conformance_results = run.write_results()
+    except OSError as e:
+        _say_unwritten(run, session.config, f"results.json was not written: {e}")
+    if not write_reports(run, session.config) and getattr(session.config, "_conformance_results", None):
+        with contextlib.suppress(OSError):
+            run.write_results()   # its exit_code now says 3
     if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
         session.exitstatus = run.exit_code()
 
@@ -263,28 +269,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     asked not to do. The exit code is the interrupted run's."""
     run = config.stash.get(RUN_KEY, None)
     if run is not None and run.interrupted and run.left_running():
-        import os
-        import sys
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)
 
 
-def write_reports(run: Run, config: pytest.Config) -> None:
-    """Everything written besides results.json (report.html, …) is hooked in here."""
+def write_reports(run: Run, config: pytest.Config) -> bool:
+    """Everything written besides results.json (report.html, …) is hooked in here; False when
+    something could not be written (said loudly; the run then exits 3, never 0)."""
     # report.html is rebuilt from the report dir's files alone (python -m conformance.report DIR).
-    # A report that cannot be written is said loudly but does not change the verdicts' exit code.
     from conformance.report import write_html
     try:
         write_html(run.options.report_dir)
+        return True
     except Exception as e:  # noqa: BLE001 - any bug here must not hide the results
-        tr = config.pluginmanager.get_plugin("terminalreporter")
-        message = f"report.html was not written: {type(e).__name__}: {e}"
-        if tr is not None:
-            tr.write_line(message, red=True)
-        else:
-            import sys
-            print(message, file=sys.stderr)
+        _say_unwritten(run, config, f"report.html was not written: {type(e).__name__}: {e}")
+        return False
+
+
+def _say_unwritten(run: Run, config: pytest.Config, message: str) -> None:
+    run.unwritten.append(message)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(message, red=True)
+    else:
+        print(message, file=sys.stderr)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -306,9 +315,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line(f"  {doing}: {t.launch_error.splitlines()[-1]}")
         if t.skip_reason:
             tr.write_line(f"  skipped: {t.skip_reason}", yellow=True)
+    crashes = [r for r in run.results if r.get("crash")]
+    for r in crashes:
+        c = r["crash"]
+        where = f" (recording: {run.options.report_dir / r['recording']})" if r.get("recording") else ""
+        tr.write_line(f"\nSUITE FAILURE {r['check']} {r['target']}: the check's judge raised {c['type']}: "
+                      f"{c['message']} at {c['where']}{where}", red=True, bold=True)
+    if crashes:
+        tr.write_line("  This is a bug in the suite, not a verdict on the target: please report it with the traceback "
+                      "in results.json ('crash') and the recording. Exit code 3.", red=True)
     errors: dict[tuple[str, str], list[str]] = {}
     for r in run.results:
-        if r["verdict"] == "error":
+        if r["verdict"] == "error" and not r.get("crash"):
             errors.setdefault((r["target"], r["observed"]), []).append(r["check"])
     for (target, why), checks in errors.items():
         tr.write_line(f"\nERROR {target}: {len(checks)} checks could not be judged: {why}", red=True)

@@ -128,7 +128,7 @@ def busy_finding(finding, check, rec, settle: Settle | None):
     what would decide it), never ``error`` nor a ``fail`` of the server (DESIGN.md: exit 6 is
     never for the suite's own load)."""
     from conformance.catalogue import Finding, unanswered_here
-    if settle is None or settle.quiet or finding.verdict not in ("error", "fail"):
+    if settle is None or settle.quiet or finding.verdict not in ("error", "fail") or finding.crash is not None:
         return finding
     if not (unanswered_here(rec) or check.id.startswith(("delivery.", "client."))):
         return finding

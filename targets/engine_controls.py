@@ -60,7 +60,7 @@ def builtins():
             kind = "sse" if "sse" in mode else "ndjson"
             kw = dict(path=f"/{kind}", profile=kind, interval=STREAM_INTERVAL)
         out.append(Builtin(f"control-{mode}", ("{python}", "-m", "targets.engine_controls", mode, "{address}"),
-                           f"control: {what}", parallel_scenarios=3, **kw))
+                           f"control: {what}", parallel_scenarios=3, workers=10, **kw))
     return out
 
 
