@@ -382,7 +382,7 @@ class WebKit(Engine):
         self._selenium = None
         if d is not None:
             # quit() also stops the service; a driver that hangs is killed with its group after
-            t = threading.Thread(target=d.quit, daemon=True)
+            t = threading.Thread(target=_try, args=(d.quit,), daemon=True)
             t.start()
             t.join(5)
 
@@ -476,7 +476,7 @@ class Firefox(Engine):
         m = getattr(self, "_marionette", None)
         self._marionette = None
         if m is not None:
-            t = threading.Thread(target=m.delete_session, daemon=True)
+            t = threading.Thread(target=_try, args=(m.delete_session,), daemon=True)
             t.start()
             t.join(5)
 
