@@ -39,10 +39,16 @@ TRAIN = ("delivery.first-byte", "delivery.progressive", "delivery.cadence", "del
 SIGN_WORDS = {
     "compressed-only": "held only under compression, the identity request streams",
     "compressed": "the response is compressed ({coding})",
-    "whole-body": "the held response carries Content-Length (stored whole before it was sent)",
+    "whole-body": "the held response carries Content-Length{length} on {media} (the whole body was known before the head was sent)",
     "lowercase-headers": "every header name is in lower case (a proxy rewrote them)",
     "close-delimited": "the body is delimited by closing the connection",
+    "etag": "{etag} on a streamed body (a layer read the whole body to hash it before it sent the head)",
+    "x-accel-ignored": "X-Accel-Buffering: no reached the client (nginx honours it and does not pass it on: the hop that held the stream is not an nginx that read it)",
 }
+# Media types whose body is a stream by nature: a Content-Length or a hash of the body on them
+# says a layer held it whole.
+STREAMING_MEDIA = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/json-seq",
+                   "application/ndjson", "application/jsonlines", "application/x-jsonlines")
 DELAY_MIN_MS = 50.0    # a fixed delay smaller than this is noise, not a cause
 
 
@@ -56,10 +62,14 @@ class Cause:
     kind: str = ""
     certainty: str = "guess"   # "certain" when delivery.chain measured the hold against the origin
     source: str = ""
+    see: list[str] = field(default_factory=list)   # the documentation of the further fixes it names
 
     def to_dict(self) -> dict:
-        return {"cause": self.cause, "hop": self.hop, "evidence": self.evidence, "fix": self.fix,
-                "explains": self.explains, "kind": self.kind, "certainty": self.certainty, "source": self.source}
+        d = {"cause": self.cause, "hop": self.hop, "evidence": self.evidence, "fix": self.fix,
+             "explains": self.explains, "kind": self.kind, "certainty": self.certainty, "source": self.source}
+        if self.see:
+            d["see"] = list(self.see)
+        return d
 
 
 @dataclass
@@ -110,7 +120,23 @@ def signs_of(ev: Evidence) -> set[str]:
         signs.add("close-delimited")
     if ev.framing == "content-length":
         signs.add("whole-body")
+    if _header(ev.headers, "etag") or _header(ev.headers, "content-md5"):
+        signs.add("etag")
+    if (_header(ev.headers, "x-accel-buffering") or "").strip().lower() == "no":
+        signs.add("x-accel-ignored")
     return signs
+
+
+def _header(headers, name: str) -> str | None:
+    return next((v for k, v in headers or [] if k.lower() == name), None)
+
+
+def sign_words(sign: str, ev: Evidence, coding: str) -> str:
+    """A sign in words, with the header values it rests on."""
+    media = (_header(ev.headers, "content-type") or "a response without Content-Type").split(";")[0].strip()
+    length = _header(ev.headers, "content-length")
+    etag = next((f"{k}: {v}" for k, v in ev.headers if k.lower() in ("etag", "content-md5")), "an ETag")
+    return SIGN_WORDS[sign].format(coding=coding, media=media, length=f": {length}" if length else "", etag=etag)
 
 
 def release_size(sizes: list[int]) -> int | None:
@@ -154,7 +180,7 @@ def culprit_for(kind: str, headers: list[list[str]], culprits: list[dict] | None
         match = c.get("match", {})
         if not all(any(re.search(pat, v, re.I) for v in have.get(name.lower(), [])) for name, pat in match.items()):
             continue
-        if not set(c.get("signs", ())) <= set(signs):
+        if not set(c.get("signs", ())) <= set(signs) or set(c.get("unless", ())) & set(signs):
             continue
         if "sizes" in c and size not in c["sizes"]:
             continue
@@ -229,7 +255,7 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
         if known:
             pats = {k.lower(): p for k, p in known.get("match", {}).items()}
             why += [f"{k}: {v}" for k, v in ev.headers if k.lower() in pats and re.search(pats[k.lower()], v, re.I)]
-            why += [SIGN_WORDS[s].format(coding=coding) for s in known.get("signs", ())]
+            why += [sign_words(s, ev, coding) for s in known.get("signs", ())]
             if "sizes" in known:
                 why.append(f"the body was released in {size}-byte pieces")
             if "delay_ms" in known:
@@ -255,7 +281,8 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
             text += f"; {extra}"
         cause = Cause(spec["what"].format(coding=coding, delay_ms=f"{delay:.0f}" if delay else "?", **fmt), hop,
                       text, known["fix"] if known else spec["fix"], [], kind,
-                      "certain" if certain else "guess", known["source"] if known else "")
+                      "certain" if certain else "guess", known["source"] if known else "",
+                      list(known.get("see", ())) if known else [])
         index = len(causes)
         for x in results:
             if x["check"] in explains and _bad(x) and x.get("cause", index) == index:
@@ -263,6 +290,15 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
                 cause.explains.append(x["check"])
         causes.append(cause)
         return cause
+
+    if comp and comp["verdict"] == "fail" and (cmet.get("coding_fault") or cmet.get("units_lost")):
+        # Content lost under a coding: said first, so the clients that lost it point here.
+        losers = [r for r in results if _matches(r["check"], ("client.", "browser.")) and _bad(r)
+                  and (r.get("metrics") or {}).get("units_lost")]
+        told = "; ".join(f"{r['check']}: {_lost_words(r)}" for r in losers)
+        add("lost", "delivery.compressed", ["delivery.compressed"] + [r["check"] for r in losers],
+            extra=f"what each client got in this run: {told}" if told else "",
+            fault=FAULT_WORDS.get(cmet.get("coding_fault"), "decodes to fewer units than the identity request delivered"))
 
     main = [by[c] for c in ("delivery.first-byte", "delivery.progressive") if c in by]
     held = [r for r in main if r["verdict"] == "fail"]
@@ -319,7 +355,15 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
             certain_on=("the origin, recorded directly, answers close-delimited too" if origin_too else None))
     head = by.get("delivery.head-early")
     if head and _bad(head):
-        add("head", "delivery.head-early", ["delivery.head-early"])
+        hold = head_hold(causes, head, main_held=bool(held))
+        if hold is not None:
+            # One hold, one cause: the head came with the held body, so it was held by the same hop.
+            head["cause"] = causes.index(hold)
+            hold.explains.append("delivery.head-early")
+            hold.evidence += ("; delivery.head-early: the head came in the same read as the held body, so it was "
+                              "held with it (not a cause of its own)")
+        else:
+            add("head", "delivery.head-early", ["delivery.head-early"])
     for r in results:   # an engine held what the wire delivered on time: the engine is the hop
         met = r.get("metrics") or {}
         if r["check"].startswith("browser.progressive-render") and _bad(r) and met.get("engine_hold") \
@@ -331,3 +375,36 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
                                 met.get("engine_fix") or kinds["engine"]["fix"], [r["check"]], "engine", "certain",
                                 met.get("engine_source") or ""))
     return causes
+
+
+FAULT_WORDS = {"trailing": "ends early and uncoded bytes follow it", "corrupt": "breaks (a byte no decoder accepts)",
+               "truncated": "is cut before its end"}
+
+
+def _lost_words(r: dict) -> str:
+    m = r.get("metrics") or {}
+    raised = "raised after " if r["verdict"] in ("fail", "warn") and "raised" in r.get("observed", "") else ""
+    return f"{raised}{m.get('units_caller')} of {m.get('units_wire')} {m.get('units_what', 'units')} ({m.get('units_lost')} lost)"
+
+
+HOLDS = ("held", "buffer", "h1-only", "event-tail", "delay", "compression")
+
+
+def head_hold(causes: list[Cause], head: dict, main_held: bool) -> Cause | None:
+    """The hold that also held the head (``delivery.head-early``), or None when the head alone was
+    late: the identity request's head with a hold of the main GET (first-byte or progressive
+    failed), the browser-style request's with a hold under compression (or the main hold)."""
+    held_for = (head.get("metrics") or {}).get("head_held_for")
+    if held_for is None:   # an older result: the requests are named in its text
+        held_for = [n for n in ("identity", "browser-style") if f"for the {n}" in head.get("observed", "")
+                    or f", {n}" in head.get("observed", "")]
+    main = next((c for c in causes if c.kind in HOLDS and c.kind != "compression"), None)
+    compressed = next((c for c in causes if c.kind in ("compression", "event-tail")), None)
+    for name in held_for:
+        if name == "identity" and not (main_held and main):
+            return None
+        if name == "browser-style" and not ((main_held and main) or compressed):
+            return None
+    if not held_for:
+        return None
+    return main if (main_held and main) else compressed

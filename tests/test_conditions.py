@@ -19,6 +19,7 @@ import h11
 import pytest
 
 from conformance.catalogue import CHECKS, load_all
+from conformance.codings import decode
 from conformance.compressed import Compressed
 from conformance.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
                                     same_origin_relative, stream_target)
@@ -181,8 +182,9 @@ def test_gzip_members_and_corruption():
     plain, notes = decoded(rec)
     assert plain.body == b"<h2>Prepare for Launch!</h2><ul><li>Liftoff in 1...</li>" and not notes
     bad = recording([(0.0, two[:20]), (0.1, b"\x00" * 40)], headers=[["Content-Encoding", "gzip"]])
-    plain, notes = decoded(bad)
-    assert notes and "corrupt" in notes[0]
+    d = decode(bad)
+    assert d.fault == "corrupt" and 20 <= d.stopped_at < 60, d.notes   # the first byte refused, not byte 0
+    assert f"cannot be decoded from encoded byte {d.stopped_at}" in d.notes[0]
 
 
 def test_gzip_judges_an_uncompressed_answer_on_its_plain_body_and_skips_other_codings():
@@ -203,22 +205,27 @@ def test_every_browser_coding_is_decoded_read_by_read(coding):
     target = Target("t", "http://test/6", "countdown", 0.1)
 
     def flushed():
+        """(per write: compress and flush it; at the end: finish the coded stream)"""
         if coding == "br":
             c = brotli.Compressor()
-            return lambda p: c.process(p) + c.flush()
+            return (lambda p: c.process(p) + c.flush()), c.finish
         if coding == "zstd":
             c = zstandard.ZstdCompressor().compressobj()
-            return lambda p: c.compress(p) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            return (lambda p: c.compress(p) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)), c.flush
         c = zlib.compressobj(6, zlib.DEFLATED, -15 if coding == "raw-deflate" else 15)
-        return lambda p: c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH)
-    enc = flushed()
+        return (lambda p: c.compress(p) + c.flush(zlib.Z_SYNC_FLUSH)), c.flush
+    enc, end = flushed()
     header = [["Content-Encoding", "deflate" if coding == "raw-deflate" else coding]]
-    rec = recording([(k * 0.1, enc(p)) for k, p in enumerate(COUNTDOWN)], headers=header)
+    writes = [(k * 0.1, enc(p)) for k, p in enumerate(COUNTDOWN)]
+    rec = recording(writes + [(writes[-1][0], end())], headers=header)
     plain, notes = decoded(rec)
-    assert plain.body == b"".join(COUNTDOWN)
-    assert [p.t for p in plain.pieces] == [p.t for p in rec.pieces if p.size]
+    assert plain.body == b"".join(COUNTDOWN) and not notes
+    assert [p.t for p in plain.pieces] == [t for t, data in writes if data]
     assert gzip_verdict(rec, target).verdict == "pass"
-    whole = flushed()(b"".join(COUNTDOWN))
+    # cut before the coded stream's end (the finishing bytes never sent): content lost, a failure
+    assert "cut at encoded byte" in gzip_verdict(recording(writes, headers=header), target).observed
+    enc, end = flushed()
+    whole = enc(b"".join(COUNTDOWN)) + end()
     held = recording([(0.75, whole)], headers=header)
     f = gzip_verdict(held, target, identity=recording([(k * 0.1, p) for k, p in enumerate(COUNTDOWN)]))
     assert f.verdict == "fail" and "held only under" in f.observed.lower()

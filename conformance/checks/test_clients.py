@@ -16,7 +16,8 @@ import statistics
 from conformance.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import ms, streams_on_time
 from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
-from conformance.codings import content_codings
+from conformance.codings import content_codings, decode
+from conformance.losses import compare
 from conformance.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
 
 # What a client's parser says, and which framing finding explains it.
@@ -59,13 +60,19 @@ def header_fault(rec) -> str | None:
     return None
 
 
+# What a client's decoder says when a content coding breaks (zlib, Node's zlib, brotli, zstandard).
+CODING_ERRORS = ("decod", "z_data_error", "incorrect header check", "invalid block type", "invalid stored block",
+                 "unexpected end of file", "decompress", "brotli", "zstd")
+
+
 def explain(error: str, rec=None) -> str:
     """Which framing or coding fault is behind a client's error."""
     found = header_fault(rec) if rec is not None else None
-    if "decod" in error.lower() and rec is not None:
+    if rec is not None and any(w in error.lower() for w in CODING_ERRORS):
         codings = ", ".join(content_codings(rec)) or "none"
         return (f"the content coding (Content-Encoding: {codings}) could not be decoded"
-                + (f"; {found}" if found else ": the encoded bytes are not a valid stream of that coding"))
+                + (f"; {found}" if found else ": the encoded bytes are not a valid stream of that coding "
+                                               "(delivery.compressed says where decoding stopped)"))
     if found:
         return found
     for needle, why in EXPLANATIONS:
@@ -162,6 +169,36 @@ def _where_held(run, target, name: str) -> str:
     return run.hint or "no raw recording was made to compare with"
 
 
+def lost_where(run, target, name: str) -> str:
+    """Where the units a client's caller lacks were lost: in the content coding its transport
+    received (where decoding stopped), in its network layer's own decoding, or between its
+    transport and its caller."""
+    wire = run.wire
+    if wire is None or wire.error or not wire.pieces:
+        return ""
+    if content_codings(wire):
+        d = decode(wire)
+        if d.fault:
+            return (f"{name}'s transport received {wire.body_bytes} bytes with Content-Encoding: {d.coding}: "
+                    + "; ".join(d.notes) + " (delivery.compressed judges the coding)")
+        return f"{name}'s transport received the {d.coding} body whole; its decoder or reader dropped the rest"
+    coding = ", ".join(content_codings(run.primary))
+    early = compare(wire, run.reference, target.profile or target.profile_for(wire), target.countdown_length)[0]
+    if early is not None and coding:
+        return (f"{name}'s network layer had already decoded only {early.got} from the Content-Encoding: {coding} "
+                "body: its decoder stopped where the coded stream ended or broke (delivery.compressed says where)")
+    if early is not None:
+        return f"{name}'s network layer already had only {early.got}"
+    return f"{name}'s transport received {wire.body_bytes} bytes; the rest was dropped between it and the caller"
+
+
+def loss_of(run, target):
+    """Fewer units reached the caller than the raw recorder's GET of the same run delivered
+    (``conformance.losses.Loss``), or None."""
+    rec = run.primary
+    return compare(rec, run.reference, target.profile or target.profile_for(rec), target.countdown_length)[0]
+
+
 def judge_client(run, target, name: str) -> Finding:
     """A client read the whole response, and each event reached the caller on time."""
     if run.skip:
@@ -179,11 +216,21 @@ def judge_client(run, target, name: str) -> Finding:
     read = f"{count} {units}" if units != "pieces" else f"{rec.body_bytes} bytes in {len(rec.pieces)} pieces"
     metrics = dict(client=run.client, content_encoding=", ".join(codings) or "identity",
                    caller_pieces=len(rec.pieces), body_bytes=rec.body_bytes)
+    loss = loss_of(run, target)
+    if loss is not None:
+        metrics.update(units_caller=loss.got, units_wire=loss.wire, units_lost=loss.lost, units_what=loss.what)
     if rec.strict_error:
-        return failed(f"{how} ({heads}) raised {rec.strict_error} after {rec.body_bytes} body bytes; cause: "
+        got = (f" (the caller got {loss.got} of the {loss.wire} {loss.what} the raw recorder's GET delivered)"
+               if loss is not None else "")
+        return failed(f"{how} ({heads}) raised {rec.strict_error} after {rec.body_bytes} body bytes{got}; cause: "
                       f"{explain(rec.strict_error, rec)}", f"{name} reads the whole response", **metrics)
     if not 200 <= (rec.status or 0) < 300:
         return failed(f"{how} got HTTP {rec.status} {rec.reason}", "a 2xx response", **metrics)
+    if loss is not None:
+        where = lost_where(run, target, name)
+        return failed(f"{how} ({heads}): the caller got {loss}: {loss.lost} lost (the raw recorder's GET of the same "
+                      f"URL in the same run delivered {loss.wire})" + (f"; {where}" if where else ""),
+                      f"{name}'s caller gets every one of the {loss.what} the server sends", **metrics)
     wrong, anyway = _read_anyway(rec)
     if wrong:
         return failed(f"{how} ({heads}): {anyway}", f"{name} hands the caller the response's content", **metrics)

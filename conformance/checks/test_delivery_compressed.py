@@ -7,7 +7,8 @@ and every browser user sees it, so a hold under compression is a MUST failure, n
 """
 from conformance.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import as_finding, streams_on_time
-from conformance.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decoded
+from conformance.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decode
+from conformance.losses import WORDS, compare, unit_count
 from conformance.compressed import SCENARIO
 from conformance.inferred import FreeMargins
 
@@ -16,10 +17,47 @@ def ms(seconds) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
+READERS = {
+    "trailing": ("a decoder that stops at the coded stream's end hands its reader only what came before it, "
+                 "silently (httpx, urllib3 and Chromium do); a strict one raises (Node's zlib)"),
+    "corrupt": "a decoder hands its reader what came before the bad byte, then stops or raises",
+    "truncated": ("a decoder hands its reader what it decoded and then sees the body end mid-stream: some raise, "
+                  "some return what they have"),
+}
+
+
+def content_lost(d, rec, identity, target, metrics: dict) -> str:
+    """What the coding lost, in words (and ``metrics`` filled), or "" when nothing was lost:
+    the coded stream stopped early (``codings.decode``'s fault), or it decoded to fewer units
+    than the identity GET of the same run delivered (``losses.compare``)."""
+    profile = target.profile_for(identity if identity is not None else rec)
+    count = target.countdown_length
+    what = WORDS.get(profile, "units")
+    loss, why = compare(d.rec, identity, profile, count)
+    if not d.fault and loss is None:
+        return ""
+    decoded = unit_count(d.rec, profile, count)
+    parts = [f"{d.coding}: " + "; ".join(d.notes)] if d.fault else [f"{d.coding}: the body decodes to its end"]
+    metrics.update(coding_fault=d.fault, stopped_at=d.stopped_at, units_decoded=decoded)
+    if loss is not None:
+        parts.append(f"{loss.got} of the {loss.wire} {what} the identity GET delivered in the same run could be "
+                     f"decoded: {loss.lost} lost")
+        metrics.update(units_identity=loss.wire, units_lost=loss.lost)
+    elif decoded is not None and profile != "bytes":
+        parts.append(f"{decoded} {what} decoded" + (f" ({why})" if why else ""))
+    if d.fault == "trailing":
+        parts.append(f"{d.after_bytes} bytes after the coded stream's end reach no reader as content")
+    if d.fault:
+        parts.append(f"{READERS[d.fault]}; client.* and browser.* say what each got in this run")
+    return "; ".join(parts)
+
+
 @check("delivery.compressed", MUST, "suite rule (RFC 9110 §8.4.1)",
        "Requested as a browser requests it (Accept-Encoding: gzip, deflate, br, zstd), the decoded "
        "content still arrives as the producer writes it: a compressing layer flushes what it has, "
-       "it does not hold the content to compress it better.", scenario=SCENARIO)
+       "it does not hold the content to compress it better. And it carries what the identity request "
+       "delivers: the coded stream decodes to its end, nothing uncoded follows it, no unit is missing.",
+       scenario=SCENARIO)
 def test_compressed(seq, target):
     """Under the compression a browser asks for, the decoded content still streams."""
     rec, identity = seq.exchanges[0], getattr(seq, "identity", None)
@@ -37,14 +75,23 @@ def test_compressed(seq, target):
                           f"{observed}{uninvited}", expected, content_encoding="identity", **metrics)
     if any(c not in DECODERS for c in codings):
         return skipped(f"Content-Encoding: {', '.join(codings)}: not a coding the suite can decode")
-    plain, notes = decoded(rec)
+    d = decode(rec)
+    plain = d.rec
     metrics = dict(content_encoding=coding, encoded_bytes=rec.body_bytes, decoded_bytes=plain.body_bytes)
+    lost = content_lost(d, rec, identity, target, metrics)
+    if lost:
+        if plain.body_bytes:
+            verdict, seen, more = streams_on_time(plain, target)
+            metrics.update(more)
+            lost += f". What was decoded arrived: {seen}"
+        return failed(lost + uninvited, "the decoded content carries what the identity GET delivered: the coded "
+                      "stream decodes to its end, nothing follows its end, no unit is missing", **metrics)
     if not plain.body_bytes:
         return failed(f"{coding}: no content could be decoded from {rec.body_bytes} encoded bytes ({rec.end})"
-                      + "".join(f"; {n}" for n in notes), expected, **metrics)
+                      + "".join(f"; {n}" for n in d.notes), expected, **metrics)
     verdict, observed, more = streams_on_time(plain, target)
     observed = (f"{coding}: {rec.body_bytes} encoded bytes decoded read by read into {plain.body_bytes}; the "
-                f"decoded content: {observed}" + "".join(f"; {n}" for n in notes))
+                f"decoded content: {observed}" + "".join(f"; {n}" for n in d.notes))
     if verdict != "pass" and identity is not None:
         plain_verdict, _, _ = streams_on_time(identity, target)
         if plain_verdict == "pass":
@@ -62,7 +109,7 @@ def test_compressed(seq, target):
        scenario=SCENARIO)
 def test_head_early(seq, target):
     """The head is not held until the producer's first write."""
-    held, seen = [], []
+    held, seen, held_for = [], [], []
     recs = [("identity", getattr(seq, "identity", None)), ("browser-style", seq.exchanges[0])]
     for name, rec in recs:
         if rec is None or rec.error or rec.head_t is None:
@@ -74,12 +121,14 @@ def test_head_early(seq, target):
         seen.append(f"{label}: head at {ms(rec.head_t)}, first body byte at {ms(first)}")
         if first is not None and rec.head_t - m.rtt >= m.hold_silence and first - rec.head_t < m.window:
             held.append(label)
+            held_for.append(name)
     if not seen:
         return skipped("no response head was recorded")
     metrics = {f"{n.replace('-', '_')}_head_s": round(r.head_t, 4) for n, r in recs
                if r is not None and not r.error and r.head_t is not None}
     expected = (f"the head well before the first body byte when that comes late (a head {ms(1.0)} or more after "
                 "the request, in the same read as the first body bytes, was held for them)")
+    metrics["head_held_for"] = held_for   # which requests' heads came with their first body bytes
     if held:
         only = " only" if len(held) < len(seen) else ""
         return failed("; ".join(seen) + f": the head was held until the first write{only} for the {', '.join(held)} "
