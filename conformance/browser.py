@@ -161,6 +161,7 @@ OBSERVER_JS = r"""
     });
   }
   new MutationObserver(scan).observe(document, {childList: true, subtree: true, characterData: true});
+  scan();   // installed after the page's first bytes (WebDriver engines): what is there already
   try {
     new PerformanceObserver(list => {
       for (const e of list.getEntries()) {
@@ -247,6 +248,18 @@ class BrowserRecording:
             d["client"] = {"name": run.client, "api": run.api, "skip": None, "hint": "",
                            "event_times": {k: [None if t is None else round(t, 4) for t in v]
                                            for k, v in times.items()}}
+        elif self.countdown is not None and self.reference is not None and self.target is not None and self.count:
+            # a page: when each group entered the DOM (s after the request, by its navigation
+            # timing) beside when it reached the raw recorder, for the report's client matrix
+            start = self.countdown.navigation.get("request_start") or 0.0
+            caller = [None] * (self.count + 2)
+            for key, g in self.countdown.groups.items():
+                k = group_index(key, self.count)
+                if k is not None and g.get("inserted_s") is not None:
+                    caller[k] = round(g["inserted_s"] - start, 4)
+            raw = list(self.target.delivery(self.reference).group_times or []) if self.reference.pieces else []
+            d["client"] = {"name": self.browser, "api": "the page, parsed (DOM insertion)", "skip": None, "hint": "",
+                           "event_times": {"caller": caller, "raw": [None if t is None else round(t, 4) for t in raw]}}
         return d
 
     @classmethod
@@ -273,7 +286,7 @@ class BrowserRecording:
             primary.connect_s = self.reference.connect_s
             if wire is not None:
                 wire.connect_s = self.reference.connect_s
-        return ClientRun(SCENARIO, self.browser or "Chromium", s.api, primary, wire=wire,
+        return ClientRun(self.scenario, self.browser or "Chromium", s.api, primary, wire=wire,
                          reference=self.reference, target=target)
 
     def screenshots(self) -> dict[str, bytes]:
@@ -806,6 +819,7 @@ async (o) => {
       const r = await fetch(o.url, init);
       rec.head = performance.now();
       rec.status = r.status;
+      rec.headers = [...r.headers];
       const ctype = (r.headers.get("content-type") || "").split(";")[0].trim().toLowerCase();
       if (o.preview || (rec.kind === "auto" && ctype === o.sseMedia)) {
         // an event stream: its first event says which named types to listen for (the GET's body
@@ -1244,7 +1258,7 @@ def save_screenshots(report_dir: Path) -> list[Path]:
     for path in sorted((report_dir / "recordings").glob("*.json")):
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
-            if d.get("scenario") != SCENARIO:
+            if not str(d.get("scenario", "")).startswith(SCENARIO):
                 continue
             shots = BrowserRecording.from_dict(d).screenshots()
         except (OSError, ValueError, TypeError, KeyError):

@@ -364,6 +364,16 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
                               "held with it (not a cause of its own)")
         else:
             add("head", "delivery.head-early", ["delivery.head-early"])
+    for r in results:   # an engine held what the wire delivered on time: the engine is the hop
+        met = r.get("metrics") or {}
+        if r["check"].startswith("browser.progressive-render") and _bad(r) and met.get("engine_hold") \
+                and "cause" not in r:
+            r["cause"] = len(causes)
+            causes.append(Cause(f"{kinds['engine']['what']}: {met.get('engine_cause', '')}",
+                                f"{met.get('engine', 'the browser engine')} (the browser itself: the raw recorder got "
+                                "the same stream on time)", f"{r['check']}: {r['observed'][-500:]}",
+                                met.get("engine_fix") or kinds["engine"]["fix"], [r["check"]], "engine", "certain",
+                                met.get("engine_source") or ""))
     return causes
 
 

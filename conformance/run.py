@@ -792,6 +792,9 @@ def reset_after_interrupt() -> None:
     browser = sys.modules.get("conformance.browser")
     if browser is not None and hasattr(browser, "BROWSER"):
         browser.BROWSER.reset_abort()
+    engines = sys.modules.get("conformance.engines")
+    if engines is not None:
+        engines.reset_abort()
 
 
 def _abort_recordings() -> None:
@@ -799,6 +802,9 @@ def _abort_recordings() -> None:
     browser = sys.modules.get("conformance.browser")   # only if a browser may be running
     if browser is not None and hasattr(browser, "BROWSER"):
         browser.BROWSER.abort()
+    engines = sys.modules.get("conformance.engines")   # WebKit and Firefox, if they may be running
+    if engines is not None:
+        engines.abort_all()
 
 
 _raise_interrupt = _first_signal   # its former name (conformance.distributed installs it)

@@ -65,7 +65,7 @@ def test_progressive_render(rec, target):
     if page is None:
         return Finding("error", "the browser recorded no page")
     if page.status is not None and not 200 <= page.status < 300:
-        return Finding("error", f"HTTP {page.status} {page.reason} in Chromium", "a 2xx response")
+        return Finding("error", f"HTTP {page.status} {page.reason} in {engine_of(rec)}", "a 2xx response")
     count, interval = rec.count, rec.interval_s or target.interval or target.pace_s
     if count is None:
         return Finding("skip", "not a countdown page the suite can count (no /N in its URL and no --count)")
@@ -158,14 +158,19 @@ REWORDS = (("reached the caller", "reached the page's script"), ("the caller got
             "Chromium's network service (DevTools) had them on time: the page's script got them late"))
 
 
+def engine_of(rec) -> str:
+    """The engine's name as its record says it ("Chromium", "WebKitGTK", "Firefox")."""
+    return (rec.browser or "Chromium").split(" ")[0]
+
+
 def judge_stream(rec, target):
     """An SSE, NDJSON or bytes stream as a page's script read it, judged as a client's caller is."""
     s = rec.stream
     if s.status is not None and not 200 <= s.status < 300:
-        return Finding("error", f"HTTP {s.status} {s.reason} in Chromium", "a 2xx response")
+        return Finding("error", f"HTTP {s.status} {s.reason} in {engine_of(rec)}", "a 2xx response")
     if target.profile is None:   # no profile given, none read from a GET: as the page read it
         target = replace(target, profile=s.profile)
-    finding = judge_client(rec.client_run(target), target, "Chromium")
+    finding = judge_client(rec.client_run(target), target, engine_of(rec))
     observed = finding.observed
     for old, new in REWORDS:
         observed = observed.replace(old, new)

@@ -355,7 +355,7 @@ def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
     view.scenario = tx.visible(d.get("scenario", view.scenario), tx.ID_CAP)
     view.url = tx.visible(d.get("url", ""), tx.URL_CAP)
     view.error = tx.visible(d["error"], tx.TEXT_CAP) if d.get("error") else None
-    if d.get("scenario") == "browser":
+    if str(d.get("scenario", "")).startswith("browser"):
         # times per group and the mid-way screenshot (a checked PNG data URI), not raw fields
         from conformance.browser import report_view
         try:
