@@ -395,6 +395,8 @@ def head_hold(causes: list[Cause], head: dict, main_held: bool) -> Cause | None:
     late: the identity request's head with a hold of the main GET (first-byte or progressive
     failed), the browser-style request's with a hold under compression (or the main hold)."""
     held_for = (head.get("metrics") or {}).get("head_held_for")
+    if isinstance(held_for, str):
+        held_for = [n for n in held_for.split(", ") if n]
     if held_for is None:   # an older result: the requests are named in its text
         held_for = [n for n in ("identity", "browser-style") if f"for the {n}" in head.get("observed", "")
                     or f", {n}" in head.get("observed", "")]

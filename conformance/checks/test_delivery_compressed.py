@@ -128,7 +128,8 @@ def test_head_early(seq, target):
                if r is not None and not r.error and r.head_t is not None}
     expected = (f"the head well before the first body byte when that comes late (a head {ms(1.0)} or more after "
                 "the request, in the same read as the first body bytes, was held for them)")
-    metrics["head_held_for"] = held_for   # which requests' heads came with their first body bytes
+    # which requests' heads came with their first body bytes ("identity, browser-style"; metrics are scalars)
+    metrics["head_held_for"] = ", ".join(held_for)
     if held:
         only = " only" if len(held) < len(seen) else ""
         return failed("; ".join(seen) + f": the head was held until the first write{only} for the {', '.join(held)} "
