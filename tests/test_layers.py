@@ -37,3 +37,23 @@ def test_an_import_from_a_lower_floor_to_a_higher_one_breaks_it(tmp_path):
     r = lint(tmp_path)
     assert r.returncode != 0
     assert "BROKEN" in r.stdout and "conformance.wire.recording -> conformance.plugin" in r.stdout, r.stdout
+
+
+def test_scenarios_run_in_one_explicit_order():
+    """``ORDER`` names every scenario once, and every check reads a scenario it names; the order
+    is the list's, whatever order the modules were imported in."""
+    from conformance.checks.catalogue import load_all
+    from conformance.scenarios.base import ORDER, SCENARIOS, Scenario, order, register
+
+    checks = load_all()
+    assert len(set(ORDER)) == len(ORDER)
+    assert set(SCENARIOS) == set(ORDER)
+    assert {c.scenario for c in checks.values()} <= set(ORDER)
+    assert sorted(reversed(ORDER), key=order) == list(ORDER)
+    try:
+        register(Scenario("unplaced", "a scenario ORDER does not name", lambda ctx: None))
+    except ValueError as e:
+        assert "ORDER" in str(e)
+    else:
+        raise AssertionError("a scenario outside ORDER was registered")
+    assert "unplaced" not in SCENARIOS
