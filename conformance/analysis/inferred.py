@@ -32,6 +32,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
+from conformance.analysis.figures import ms
 from conformance.analysis.units import body_arrivals, ndjson_lines, sse_events
 from conformance.wire.recording import Recording
 
@@ -195,7 +196,7 @@ def judge(f: Free, first_only: bool = False) -> Judgement:
     if f.profile == "bytes":
         return _judge_bytes(f, first_only, metrics)
     if n < 2:
-        return Judgement("warn", f"only one {one} arrived (at {_ms(first.start)}): nothing to compare; {DECIDE}",
+        return Judgement("warn", f"only one {one} arrived (at {ms(first.start)}): nothing to compare; {DECIDE}",
                          metrics)
     dumps = f.dumps
     in_dumps = sum(len(r.units) for r in dumps)
@@ -210,30 +211,30 @@ def judge(f: Free, first_only: bool = False) -> Judgement:
     if first_only:
         if not first.dump:
             also = f" with {len(first.units) - 1} more" if len(first.units) > 1 else " alone"
-            return Judgement("pass", f"the first {one} completed {_ms(first.start)} after the request{also}, "
+            return Judgement("pass", f"the first {one} completed {ms(first.start)} after the request{also}, "
                              "not in a release held back", metrics)
     if target and (in_dumps * 2 >= n or first_only) and held_evidence:
         r = max(target, key=lambda r: len(r.units))
-        return Judgement("fail", f"{len(r.units)} of {n} {many} completed at once at {_ms(r.start)} after "
-                         f"{_ms(r.silence)} of silence; {'; '.join(held_evidence)}", metrics)
+        return Judgement("fail", f"{len(r.units)} of {n} {many} completed at once at {ms(r.start)} after "
+                         f"{ms(r.silence)} of silence; {'; '.join(held_evidence)}", metrics)
     if not first_only and len(f.split) >= 3 and 2 * len(f.split) >= n:
         lags = sorted(f.units[k].end - f.units[k].start for k in f.split)
         return Judgement("fail", f"{len(f.split)} of {n} {many} were cut open: their first bytes arrived, then "
-                         f"their end only {_ms(statistics.median(lags))} later (median) with the next release: "
+                         f"their end only {ms(statistics.median(lags))} later (median) with the next release: "
                          f"each {one} is held until the next one", dict(metrics, split_lag_median_s=round(statistics.median(lags), 4)))
     if target and (first_only or in_dumps * 2 >= n):
         r = max(target, key=lambda r: len(r.units))
-        return Judgement("warn", f"{len(r.units)} of {n} {many} completed at once at {_ms(r.start)} after "
-                         f"{_ms(r.silence)} of silence: held by a hop, or written in batches by the producer; "
+        return Judgement("warn", f"{len(r.units)} of {n} {many} completed at once at {ms(r.start)} after "
+                         f"{ms(r.silence)} of silence: held by a hop, or written in batches by the producer; "
                          f"{DECIDE}", metrics)
     if first_only:
-        return Judgement("pass", f"the first {one} completed {_ms(first.start)} after the request", metrics)
+        return Judgement("pass", f"the first {one} completed {ms(first.start)} after the request", metrics)
     last = f.releases[-1]
     if len(f.releases) == 1 and last.end - (f.units[0].start) < m.window and last.silence < m.hold_silence:
-        return Judgement("warn", f"all {n} {many} arrived within {_ms(m.window)}, {_ms(first.start)} after the "
+        return Judgement("warn", f"all {n} {many} arrived within {ms(m.window)}, {ms(first.start)} after the "
                          f"request: too short a stream to tell streaming from holding; {DECIDE}", metrics)
     extra = f"; {len(dumps)} release(s) of {in_dumps} {many} after a silence" if dumps else ""
-    return Judgement("pass", f"{n} {many} completed in {len(f.releases)} releases over {_ms(last.end - first.start)}; "
+    return Judgement("pass", f"{n} {many} completed in {len(f.releases)} releases over {ms(last.end - first.start)}; "
                      f"the largest carried {metrics['largest_release']}{extra}", metrics)
 
 
@@ -245,22 +246,22 @@ def _judge_bytes(f: Free, first_only: bool, metrics: dict) -> Judgement:
     size = sum(r.size for r in rels)
     if len(rels) == 1:
         if first.silence >= m.hold_silence and f.ended:
-            return Judgement("fail", f"the whole body ({size} bytes) arrived in one release at {_ms(first.start)}, "
-                             f"after {_ms(first.silence)} of silence: held to the end", metrics)
+            return Judgement("fail", f"the whole body ({size} bytes) arrived in one release at {ms(first.start)}, "
+                             f"after {ms(first.silence)} of silence: held to the end", metrics)
         if first.silence >= m.hold_silence:
-            return Judgement("warn", f"the body arrived in one release at {_ms(first.start)} after "
-                             f"{_ms(first.silence)} of silence and was still open: {DECIDE}", metrics)
+            return Judgement("warn", f"the body arrived in one release at {ms(first.start)} after "
+                             f"{ms(first.silence)} of silence and was still open: {DECIDE}", metrics)
         what = "the whole body" if f.ended else "the body, still open when the recording stopped,"
-        return Judgement("warn", f"{what} ({size} bytes) arrived in one release {_ms(first.start)} after "
+        return Judgement("warn", f"{what} ({size} bytes) arrived in one release {ms(first.start)} after "
                          f"the request: too short a stream to tell streaming from holding; {DECIDE}", metrics)
     held = [r for r in rels if r.silence >= m.hold_silence]
     if len(held) >= 2 and _equal_sizes(rels) and first.size >= 1024:
         return Judgement("fail", f"the body arrived in {len(rels)} releases of {first.size} bytes each after "
                          "silences of a second or more: a buffer flushed when full", metrics)
     if first_only:
-        return Judgement("pass", f"the first bytes arrived {_ms(first.start)} after the request, "
+        return Judgement("pass", f"the first bytes arrived {ms(first.start)} after the request, "
                          f"{first.size} of {size} bytes", metrics)
-    return Judgement("pass", f"the body arrived in {len(rels)} releases (reads less than {_ms(m.window)} apart "
+    return Judgement("pass", f"the body arrived in {len(rels)} releases (reads less than {ms(m.window)} apart "
                      "are one)", metrics)
 
 
@@ -268,7 +269,3 @@ def pace(f: Free) -> float | None:
     """The median gap between releases (s): the stream's own pace, where it has one."""
     gaps = [g for g in f.gaps() if g > 0]
     return statistics.median(gaps) if gaps else None
-
-
-def _ms(s: float) -> str:
-    return f"{s * 1000:.0f} ms"

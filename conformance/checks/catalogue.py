@@ -62,6 +62,11 @@ class Check:
     judge_fn: Callable = field(compare=False, repr=False)
     needs_success: bool = True  # a non-2xx answer makes it an error (or, GET answered, unanswered)
     unanswered: str = "fail"    # the verdict when this scenario failed but GET was answered 2xx
+    # Traits, said where the check is declared (``@check(..., trait=True)``), read by the engine:
+    head_only: bool = False      # reads the response head alone: its fail on an interrupted recording stands
+    watches: bool = False        # its pass says nothing happened while it watched: not on a watch cut short
+    timed: bool = False          # judges timing: a server still busy with the suite's streams can decide it
+    held_by_a_hold: bool = False  # fails when the stream is held on the way: a hold found explains its failure
 
     def judge(self, rec, target, strict: bool = False, get=None) -> Finding:
         """Judge a recording; never raises for anything the server sent. ``get``: the target's GET
@@ -124,11 +129,14 @@ def canonical(cid: str) -> str:
 
 
 def check(id: str, level: str, spec: str, requirement: str, scenario: str = "get", needs_success: bool = True,
-          unanswered: str = "fail"):
-    """Register a judge ``f(recording, target) -> Finding`` and return its pytest test."""
+          unanswered: str = "fail", *, head_only: bool = False, watches: bool = False, timed: bool = False,
+          held_by_a_hold: bool = False):
+    """Register a judge ``f(recording, target) -> Finding`` and return its pytest test; the
+    keyword-only flags are the check's traits (``Check``)."""
     def register(judge_fn: Callable) -> Callable:
         title = (judge_fn.__doc__ or id).strip().splitlines()[0]
-        spec_check = Check(id, level, spec, requirement, title, scenario, judge_fn, needs_success, unanswered)
+        spec_check = Check(id, level, spec, requirement, title, scenario, judge_fn, needs_success, unanswered,
+                           head_only, watches, timed, held_by_a_hold)
         if id in CHECKS:
             raise ValueError(f"check {id} declared twice")
         CHECKS[id] = spec_check

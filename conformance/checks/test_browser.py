@@ -23,15 +23,12 @@ Chromium sent and the Content-Encoding it got.
 """
 from dataclasses import replace
 
+from conformance.analysis.figures import ms
 from conformance.analysis.timing import Margins, median
 from conformance.analysis.units import countdown_count
 from conformance.checks.catalogue import SHOULD, Finding, check, failed, passed
 from conformance.checks.test_clients import judge_client
 from conformance.scenarios.browser import page_record, progress
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def at(times) -> str:
@@ -54,7 +51,7 @@ def hold_times(page) -> list[tuple[str, float]]:
        "A real browser gets the content as it arrives: in headless Chromium the countdown's items "
        "enter the DOM and are painted in as many separate bursts as the producer has separate writes "
        "in time, not all at the end; an SSE stream's events reach an EventSource, and NDJSON lines "
-       "or bytes a fetch() body reader, on the producer's schedule.", scenario="browser", needs_success=False)
+       "or bytes a fetch() body reader, on the producer's schedule.", scenario="browser", needs_success=False, held_by_a_hold=True)
 def test_progressive_render(rec, target):
     """Headless Chromium gets the content item by item, event by event, not all at the end."""
     if rec.skip_reason:

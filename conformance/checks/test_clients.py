@@ -13,6 +13,7 @@ content coding the client asked for (the raw recorder's identity GET streams), o
 import re
 import statistics
 
+from conformance.analysis.figures import ms
 from conformance.checks.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import streams_on_time
 from conformance.scenarios.clients import record_httpx  # noqa: F401  (registers the client scenarios)
@@ -89,12 +90,8 @@ def _lags(run, target) -> dict:
     return out
 
 
-def _ms(seconds: float) -> str:
-    return f"{round(seconds * 1000) + 0:d} ms"   # + 0: no "-0 ms"
-
-
 def _lag_text(values: list[float], what: str) -> str:
-    return (f"{what}: median {_ms(statistics.median(values))}, max {_ms(max(values))} over {len(values)} "
+    return (f"{what}: median {ms(statistics.median(values))}, max {ms(max(values))} over {len(values)} "
             "events") if values else ""
 
 
@@ -206,7 +203,7 @@ def judge_client(run, target, name: str) -> Finding:
 @check("client.httpx", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "httpx, the Python client under many SDKs, as its users run it (its default headers, decoded "
        "iteration, lines for NDJSON, httpx-sse events for SSE), reads the whole response, and each "
-       "event reaches the caller progressively.", scenario="httpx", needs_success=False)
+       "event reaches the caller progressively.", scenario="httpx", needs_success=False, timed=True, held_by_a_hold=True)
 def test_httpx(run, target):
     """httpx as users run it reads the whole response, and each event reaches the caller on time."""
     return judge_client(run, target, "httpx")
@@ -215,7 +212,7 @@ def test_httpx(run, target):
 @check("client.requests", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "requests (urllib3) as its users run it (stream=True, iter_lines() for SSE and NDJSON, "
        "iter_content() otherwise, their default sizes) reads the whole response, and each event "
-       "reaches the caller progressively.", scenario="requests", needs_success=False)
+       "reaches the caller progressively.", scenario="requests", needs_success=False, timed=True, held_by_a_hold=True)
 def test_requests(run, target):
     """requests as users run it reads the whole response, and each event reaches the caller on time."""
     return judge_client(run, target, "requests")
@@ -224,7 +221,7 @@ def test_requests(run, target):
 @check("client.node-fetch", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "Node's built-in fetch (undici, with its strict llhttp parser) reading the body stream "
        "(response.body.getReader()) reads the whole response, and each chunk reaches the caller "
-       "progressively.", scenario="node-fetch", needs_success=False)
+       "progressively.", scenario="node-fetch", needs_success=False, timed=True, held_by_a_hold=True)
 def test_node_fetch(run, target):
     """Node's fetch reads the whole response, and each chunk reaches the caller on time."""
     return judge_client(run, target, "Node's fetch")
@@ -232,7 +229,7 @@ def test_node_fetch(run, target):
 
 @check("delivery.h2", SHOULD, "RFC 9113 §8.1, suite rule",
        "The content also arrives progressively over HTTP/2: DATA frames follow the producer's "
-       "writes (https targets that offer h2 in ALPN).", scenario="h2", needs_success=False)
+       "writes (https targets that offer h2 in ALPN).", scenario="h2", needs_success=False, timed=True, held_by_a_hold=True)
 def test_h2(rec, target):
     """Over HTTP/2 (when offered), the content still arrives progressively."""
     if rec.error:

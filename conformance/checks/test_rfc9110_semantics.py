@@ -50,7 +50,7 @@ def test_head_no_body(rec, target):
 @check("framing.content-type", SHOULD, "RFC 9110 §8.3",
        "A sender that generates a message containing content SHOULD generate a Content-Type header "
        "field in that message unless the intended media type of the enclosed representation is "
-       "unknown to the sender.")
+       "unknown to the sender.", head_only=True)
 def test_content_type(rec, target):
     """Content-Type is sent; text without a charset is noted (browsers hold bytes to sniff one)."""
     values = rec.header_values("content-type")

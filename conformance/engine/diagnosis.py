@@ -29,13 +29,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.analysis.figures import ms
+from conformance.checks.catalogue import load_all
+
 CULPRITS = Path(__file__).parent.parent / "data" / "culprits.toml"
 SCHEMA = Path(__file__).parent.parent / "schema" / "culprits.schema.json"
 CERTAIN = "--reference ORIGIN_URL (the same request to the origin behind the chain) or the probe would make it certain"
 HINT_HEADERS = ("server", "via", "x-varnish", "x-cache", "cf-ray", "x-powered-by")
-# The checks a hold of the main stream fails in its train.
-TRAIN = ("delivery.first-byte", "delivery.progressive", "delivery.cadence", "delivery.concurrent", "delivery.http10",
-         "delivery.compressed", "delivery.h2", "client.", "browser.")
 SIGN_WORDS = {
     "compressed-only": "held only under compression, the identity request streams",
     "compressed": "the response is compressed ({coding})",
@@ -174,10 +174,6 @@ def _matches(cid: str, prefixes) -> bool:
     return any(cid == p or (p.endswith(".") and cid.startswith(p)) for p in prefixes)
 
 
-def _ms(x: float) -> str:
-    return f"{x:.0f} ms"
-
-
 def diagnose(results: list[dict], headers: list[list[str]] | None = None, evidence: Evidence | None = None,
              table: dict | None = None) -> list[Cause]:
     """The distinct causes behind one target's failing findings (``results`` are its result
@@ -217,7 +213,8 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
         most = chain_met.get(f"{pre}max_held_ms")
         med = chain_met.get(f"{pre}median_held_ms")
         what = "asked as a browser asks (compressed)" if compressed else "identity"
-        return (f"delivery.chain, {what}: each event held median {_ms(med or 0)}, at most {_ms(most or 0)}"
+        return (f"delivery.chain, {what}: each event held median {ms((med or 0) / 1000)}, "
+                f"at most {ms((most or 0) / 1000)}"
                 if most is not None else "delivery.chain failed")
 
     def add(kind: str, evidence_check: str, explains: list[str], *, certain_on: str | None = None,
@@ -233,7 +230,7 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
             if "sizes" in known:
                 why.append(f"the body was released in {size}-byte pieces")
             if "delay_ms" in known:
-                why.append(f"every event held about {_ms(delay)}")
+                why.append(f"every event held about {ms(delay / 1000)}")
         certain = certain_on is not None
         ref = ev.reference or "--reference"
         if known and certain:
@@ -280,7 +277,7 @@ def diagnose(results: list[dict], headers: list[list[str]] | None = None, eviden
         if ev.tls and h2 and h2["verdict"] == "pass":
             kind = "h1-only"
             extra.append(f"delivery.h2: {h2['observed'][:200]}")
-        train = [r["check"] for r in results if _matches(r["check"], TRAIN)]
+        train = [r["check"] for r in results if getattr(load_all().get(r["check"]), "held_by_a_hold", False)]
         if chain_identity_bad:
             train.append("delivery.chain")
             chain_explained = True

@@ -48,13 +48,6 @@ INTERRUPT_WAIT = 1.0
 # An interrupted run's servers get SIGTERM with the first signal and this long more once the
 # results are kept, then SIGKILL (webpy_app needs up to ~1.7 s to remove its large files).
 INTERRUPT_GRACE = 1.0
-# Checks that read the response head alone: a failure they find in an interrupted recording is
-# as certain as in a complete one. Any other check's fail, warn or error on an interrupted
-# recording may be the interrupt's doing, so it becomes skip ("interrupted: …").
-HEAD_ONLY_CHECKS = frozenset({"framing.no-te-with-cl", "framing.http10-no-te", "framing.content-type"})
-# Checks whose pass says that something did not happen while they watched: a watch the
-# interrupt cut short proves nothing, so their pass on an interrupted recording is a skip too.
-WATCH_CHECKS = frozenset({"delivery.disconnect"})
 
 
 @dataclass
@@ -650,8 +643,8 @@ def interrupted_finding(check: Check, rec, target: Target, strict: bool = False,
             + (f" ({rec.body_bytes:,} body bytes)" if isinstance(getattr(rec, "body_bytes", None), int) else ""))
     # a recording that failed (Chromium closed under its session, say) failed by the interrupt
     keep = not (getattr(rec, "error", None) or getattr(rec, "skip_reason", None)) and (
-        (finding.verdict in ("pass", "info", "skip") and check.id not in WATCH_CHECKS)
-        or (finding.verdict in ("fail", "warn") and check.id in HEAD_ONLY_CHECKS))
+        (finding.verdict in ("pass", "info", "skip") and not check.watches)
+        or (finding.verdict in ("fail", "warn") and check.head_only))
     if keep:
         finding.observed = f"{finding.observed} (judged on what arrived: {what})"
         finding.metrics = dict(finding.metrics, interrupted=True)

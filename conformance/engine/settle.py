@@ -130,7 +130,7 @@ def busy_finding(finding, check, rec, settle: Settle | None):
     never for the suite's own load)."""
     if settle is None or settle.quiet or finding.verdict not in ("error", "fail"):
         return finding
-    if not (unanswered_here(rec) or check.id.startswith(("delivery.", "client."))):
+    if not (unanswered_here(rec) or check.timed):
         return finding
     return Finding("warn", f"not judged: the server was still busy with the suite's earlier streams ({settle.note()}); "
                    f"this exchange: {finding.observed}",
