@@ -1,6 +1,6 @@
 """``python -m conformance URL [URL …] [options]``: the suite against URLs, without writing pytest
 arguments. Every option of the pytest plugin is accepted (``--help`` lists them, grouped, with the exit
-codes: ``usage.py``); the exit code is the suite's (README, "Exit codes")."""
+codes: ``usage.py``); the exit code is the suite's (docs/guide.md, "Exit codes")."""
 from __future__ import annotations
 
 import sys

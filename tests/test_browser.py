@@ -32,7 +32,7 @@ CHECK = CHECKS["browser.progressive-render"]
 ROOT = Path(__file__).resolve().parent.parent
 # The seed's own pace, 1 s items. Four pages start at once here; with one core burnt, Chromium
 # once took ~1 s from a response's head to handing the page its first bytes, merging the first
-# groups into one burst, at 200 ms and again at 400 ms items (README, "Stability").
+# groups into one burst, at 200 ms and again at 400 ms items (docs/guide.md, "Stability").
 TIME_SCALE, COUNT = 1.0, 5
 PNG = b"\x89PNG\r\n\x1a\n"
 # Built-in target -> verdict (and under --strict). The seed's text/html carries no charset, but

@@ -16,7 +16,7 @@ from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser check has tests of its own (tests/test_browser.py) at a pace Chromium keeps.
-# 100 ms per item: verdicts here must hold with a core burnt (README, "Stability"), which 50 ms
+# 100 ms per item: verdicts here must hold with a core burnt (docs/guide.md, "Stability"), which 50 ms
 # intervals did not always do elsewhere.
 FAST = ["--time-scale", "0.1", "--count", "4", "--skip-check", "browser."]
 

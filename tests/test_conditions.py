@@ -395,7 +395,7 @@ def test_iframe_streams_are_judged_on_their_own_countdown():
 # --- live: the corrected app's endpoints ---------------------------------------------------------
 
 # 100 ms per item: at 50 ms, with one core burnt, a ~150 ms stall merged four of the holder's
-# iframe writes into one burst (1 flip in the 20-run stress loop); see README, "Stability".
+# iframe writes into one burst (1 flip in the 20-run stress loop); see docs/guide.md, "Stability".
 INTERVAL = 0.1
 
 

@@ -165,7 +165,7 @@ def test_tls_handshake_with_a_hostile_server_is_bounded(servers, mode):
 # --- whole runs: ``python -m conformance URL --timeout 3`` against a hostile server -------------
 #
 # Each run must end within RUN_BOUND_S and keep the suite's peak memory under RUN_RSS_BOUND, with
-# every finding on one line. Measured on a shared 2-core machine (README, "Whole-run bounds"):
+# every finding on one line. Measured on a shared 2-core machine (docs/guide.md, "Whole-run bounds"):
 # slow-head about 11 s and 55 MiB, flood about 20 s and 260 MiB (15 s of it requests reading a
 # byte at a time until the watch window); the bounds are the issue's.
 RUN_BOUND_S = 60.0

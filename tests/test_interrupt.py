@@ -26,7 +26,7 @@ from conformance.wire.recorder import INTERRUPTED
 from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
-EXIT_BOUND_S = 5.0   # asserted; measured times are about 1 s (README, "Exit codes")
+EXIT_BOUND_S = 5.0   # asserted; measured times are about 1 s (docs/guide.md, "Exit codes")
 # hypothesis (a dev dependency only) imports itself in every pytest run's terminal summary,
 # about half a second on this machine: not part of what users' runs pay.
 PYTEST = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]

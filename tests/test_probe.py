@@ -1,7 +1,7 @@
 """The probe (``conformance.probe``): what it writes, how the judge side reads it back, and the
 probe live under a WSGI server, an ASGI server, standalone, and mounted in Flask and FastAPI.
 
-Live streams run at 400 ms writes (README, "Stability": a few targets at once); what is asserted
+Live streams run at 400 ms writes (docs/guide.md, "Stability": a few targets at once); what is asserted
 is what the probe controls (its schedule and timestamps, recognised from the body) and that each
 write arrived on its own, within the burst margin of its schedule.
 """

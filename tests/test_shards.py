@@ -29,7 +29,7 @@ from targets.controls import Exchange, serve_requests
 pytest.importorskip("xdist")
 
 ROOT = Path(__file__).resolve().parent.parent
-# 100 ms items, as tests/test_cli.py (README, "Stability"); the browser has tests of its own.
+# 100 ms items, as tests/test_cli.py (docs/guide.md, "Stability"); the browser has tests of its own.
 FAST = ["--time-scale", "0.1", "--count", "4", "--skip-check", "browser."]
 TWO = ["--target", "control-stream", "--target", "control-buffered"]
 

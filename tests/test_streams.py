@@ -2,7 +2,7 @@
 streams", each run as a new user runs it, ``python -m conformance URL`` with no other option, at
 the stream's own timing. Verdicts, exit codes and the run's wall time are asserted.
 
-Margins (README, "Timing margins", the schedule-free rule): the token stream's longest pause is
+Margins (docs/guide.md, "Timing margins", the schedule-free rule): the token stream's longest pause is
 250 ms, a quarter of the 1 s silence a held release needs; the held and buffered streams release
 after silences of 1.6-5.7 s, at least 1.5 times it. The gzip tail is held 500 ms, twice the
 250 ms a cut-open event needs.

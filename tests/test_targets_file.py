@@ -1,4 +1,4 @@
-"""Targets files (DESIGN.md's TOML format): what a valid file gives, and that every mistake is
+"""Targets files (docs/design.md's TOML format): what a valid file gives, and that every mistake is
 reported with the file, the line and the key (a usage error, exit 4, before anything starts)."""
 from pathlib import Path
 

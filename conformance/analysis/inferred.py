@@ -43,7 +43,7 @@ WORDS = {"sse": ("event", "events"), "ndjson": ("line", "lines"), "countdown": (
 
 @dataclass(frozen=True)
 class FreeMargins:
-    """The schedule-free rule's tolerances (README, "Timing margins"), from the round trip (s)."""
+    """The schedule-free rule's tolerances (docs/guide.md, "Timing margins"), from the round trip (s)."""
     rtt: float = 0.0
     noise_floor: float = 0.1     # s: a delayed reader may merge writes this close
     hold_floor: float = 1.0      # s: a silence this long before a dump makes it a hold

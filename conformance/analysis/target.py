@@ -17,13 +17,13 @@ from conformance.analysis.units import countdown_count
 from conformance.probe import recognise
 
 PROFILES = ("countdown", "sse", "ndjson", "bytes")
-# Content-Type → profile (DESIGN.md, "Only the URL is required").
+# Content-Type → profile (docs/design.md, "Only the URL is required").
 MEDIA_PROFILES = {"text/event-stream": "sse", "application/x-ndjson": "ndjson", "application/jsonl": "ndjson",
                   "application/json-seq": "ndjson", "application/ndjson": "ndjson", "application/jsonlines": "ndjson",
                   "application/x-jsonlines": "ndjson"}
 COUNTDOWN_MARK = re.compile(rb"Liftoff in\s*\d+|Prepare for Launch", re.I)
 # How long a stream that has not ended is recorded before the suite closes it and judges what
-# arrived, when neither --watch nor a known schedule says (README, "Endless streams").
+# arrived, when neither --watch nor a known schedule says (docs/guide.md, "Endless streams").
 DEFAULT_WATCH_S = 15.0
 MAX_STREAMS = 64   # delivery.concurrent: more streams at once is a load test, not a conformance check
 
@@ -123,7 +123,7 @@ class Target:
 
 
 def profile_of(rec) -> str:
-    """The profile a response asks for (DESIGN.md): its Content-Type (``text/event-stream``:
+    """The profile a response asks for (docs/design.md): its Content-Type (``text/event-stream``:
     sse; ``application/x-ndjson``, ``application/jsonl``, ``application/json-seq``: ndjson), the
     countdown's own content (its items or heading, in an HTML body), otherwise bytes."""
     ctype = next(iter(rec.header_values("content-type")), "") if hasattr(rec, "header_values") else ""

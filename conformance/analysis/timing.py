@@ -27,7 +27,7 @@ from conformance.wire.recording import Recording
 
 @dataclass(frozen=True)
 class Margins:
-    """The tolerances, in one place, with their reasons (see README, "Timing margins")."""
+    """The tolerances, in one place, with their reasons (see docs/guide.md, "Timing margins")."""
     interval: float
     rtt: float = 0.0
     # Writes at least this far apart must not share a burst: half an interval leaves room for

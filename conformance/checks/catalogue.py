@@ -9,7 +9,7 @@ A judge receives the recording of its scenario and the target, and returns a ``F
 verdict is ``pass``, ``fail``, ``info`` or ``skip``; the check's level then decides what a
 failure means (MUST: fail; SHOULD: warn, or fail under ``--strict``). ``error`` is reserved for
 what could not be judged: a target that could not be reached or answered GET with non-2xx
-(DESIGN.md, exit 6). A check of another scenario (HEAD, HTTP/1.0, several streams, a client) is
+(docs/design.md, exit 6). A check of another scenario (HEAD, HTTP/1.0, several streams, a client) is
 judged with the target's GET recording beside it (``judge(..., get=)``): when GET was answered
 2xx, that scenario's own failure (no head in time, a non-2xx answer, a client that broke) is the
 server's answer and is judged as such, a ``fail`` (or the check's ``unanswered`` verdict, such as
@@ -120,7 +120,7 @@ def no_answer(rec) -> tuple[str, str] | None:
 
 
 CHECKS: dict[str, Check] = {}
-# Former IDs still accepted in --check, --skip-check and baselines (DESIGN.md), with their IDs now.
+# Former IDs still accepted in --check, --skip-check and baselines (docs/design.md), with their IDs now.
 ALIASES = {"delivery.gzip": "delivery.compressed"}
 
 

@@ -65,7 +65,7 @@ def test_progressive(rec, target):
         return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
     if d.free is not None:
         finding = free_finding(d, False, "no release held back: units arrive as they complete "
-                               "(README, \"Timing margins\", the schedule-free rule)")
+                               "(docs/guide.md, \"Timing margins\", the schedule-free rule)")
         need = target.expect_bursts
         if need and finding.verdict == "pass" and len(d.free.releases) < need:   # --expect-bursts
             return failed(f"{finding.observed}; {len(d.free.releases)} releases where --expect-bursts asks for "

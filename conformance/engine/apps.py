@@ -328,7 +328,7 @@ def launch(trun) -> None:
 
 
 def add_options(group) -> None:
-    # one line each in `python -m conformance --help`; the README has the details
+    # one line each in `python -m conformance --help`; docs/guide.md has the details
     group.addoption("--app", action="append", default=[], metavar="MODULE:ATTR",
                     help="your WSGI or ASGI app (repeatable), served by the suite on loopback")
     group.addoption("--app-path", action="append", default=[], metavar="PATH",

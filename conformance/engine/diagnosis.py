@@ -1,5 +1,5 @@
 """One cause, said once, with the hop and its fix: from a target's findings to ``diagnosis``
-(DESIGN.md, results.json).
+(docs/design.md, results.json).
 
 Several findings often have one cause: a stream held to the end fails first-byte, progressive,
 cadence, concurrent, HTTP/1.0 and every client at once. ``diagnose`` names each distinct cause

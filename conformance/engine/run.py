@@ -34,7 +34,7 @@ from conformance.wire.recording import Recording
 from targets import launcher
 from targets.registry import BUILTINS
 
-# Exit codes (README, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
+# Exit codes (docs/guide.md, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 MAIN = "get"            # the recording most checks read: made first, alone

@@ -126,7 +126,7 @@ def wait_for_quiet(ctx, after: str, at_most: float, rtt: float | None = None) ->
 def busy_finding(finding, check, rec, settle: Settle | None):
     """A finding of a scenario recorded while the server was still busy with the suite's own
     earlier streams: what the suite's load decided is said as such (``warn``, undecided, with
-    what would decide it), never ``error`` nor a ``fail`` of the server (DESIGN.md: exit 6 is
+    what would decide it), never ``error`` nor a ``fail`` of the server (docs/design.md: exit 6 is
     never for the suite's own load)."""
     if settle is None or settle.quiet or finding.verdict not in ("error", "fail"):
         return finding

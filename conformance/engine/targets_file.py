@@ -1,4 +1,4 @@
-"""Targets files: TOML, one ``[[target]]`` table per target (format in DESIGN.md).
+"""Targets files: TOML, one ``[[target]]`` table per target (format in docs/design.md).
 
 Errors name the file, the line and the key, because these files are edited by hand and read
 by CI long after they were written.

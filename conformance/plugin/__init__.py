@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--target-url", action="append", default=[], metavar="URL", help="a target to check (repeatable); http or https")
     g.addoption("--target", action="append", default=[], metavar="NAME",
                 help=f"a built-in target (repeatable); default: {' '.join(DEFAULT_TARGETS)}")
-    g.addoption("--targets-file", metavar="PATH", help="a TOML file listing targets (see DESIGN.md)")
+    g.addoption("--targets-file", metavar="PATH", help="a TOML file listing targets (see docs/design.md)")
     g.addoption("--profile", choices=PROFILES, help="how the body is read for delivery checks (default: from the response's Content-Type)")
     g.addoption("--interval", type=float, metavar="SECONDS",
                 help="the producer's expected time between writes (default: inferred from the stream; --profile countdown: 1.0)")

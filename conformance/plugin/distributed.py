@@ -195,7 +195,7 @@ def _finish_controller(session: pytest.Session, exitstatus) -> None:
     crashed = config.stash.get(_CRASHED, [])
     if crashed:
         merged["workers_down"] = crashed
-    if run.interrupted:   # whatever the workers' verdicts (README, "Exit codes")
+    if run.interrupted:   # whatever the workers' verdicts (docs/guide.md, "Exit codes")
         merged["exit_code"], merged["interrupted"] = EXIT_INTERRUPTED, run.interrupted
     # The summary (plugin.pytest_terminal_summary) reads the run: give it the merged one.
     run.results = merged["results"]

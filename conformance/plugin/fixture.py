@@ -1,4 +1,4 @@
-"""``stream_check``: the suite from a user's own tests (README, "Test your own app").
+"""``stream_check``: the suite from a user's own tests (docs/guide.md, "Test your own app").
 
     def test_events_stream(stream_check):
         stream_check("myapp.asgi:app", path="/events").assert_ok()

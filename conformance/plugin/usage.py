@@ -136,7 +136,7 @@ def usage(width: int | None = None) -> str:
         out.append(f"  # {what}")
         out.append(f"  {cmd}")
     out.append("")
-    out.append("More: README.md (options, checks, verdicts), docs/gate.md (CI), docs/report.md (reports).")
+    out.append("More: docs/options.md, docs/checks.md, docs/guide.md, docs/gate.md (CI), docs/report.md (reports).")
     return "\n".join(out) + "\n"
 
 

@@ -30,7 +30,7 @@ VERDICT_MEANING = {
 EXIT_MEANING = {0: "nothing failed or errored", 1: "a check failed", 2: "interrupted", 4: "usage error",
                 5: "no check ran", 6: "a target could not be reached or judged"}
 SCENARIO_ORDER = ("get", "get-http10", "head")
-GROUP_ORDER = ("framing", "delivery", "browser", "client")   # the catalogue's order (DESIGN.md)
+GROUP_ORDER = ("framing", "delivery", "browser", "client")   # the catalogue's order (docs/design.md)
 RECORDING_HREF = re.compile(r"recordings/[A-Za-z0-9._-]+\.json")
 WIRE_HEAD_ROWS, WIRE_TAIL_ROWS = 200, 20
 WIRE_FIRST_BYTES, WIRE_LAST_BYTES = 40, 16
