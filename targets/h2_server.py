@@ -1,7 +1,9 @@
 """The countdown over HTTPS with HTTP/2 (hypercorn), and a control that buffers over HTTP/2.
 
 ``python -m targets.h2_server MODE 127.0.0.1:PORT`` with MODE ``stream`` (the ASGI countdown,
-``targets.asgi_app``) or ``buffered`` (the same pieces, all sent at the end). The certificate is
+``targets.asgi_app``), ``buffered`` (the same pieces, all sent at the end), or ``h2-only``
+(streams over HTTP/2, holds to the end over HTTP/1.1: the case where only ``delivery.h2`` tells
+the user that HTTP/2 streams). The certificate is
 made at start-up in the working directory (the launcher's temporary one).
 """
 from __future__ import annotations
@@ -36,6 +38,14 @@ async def buffered_app(scope, receive, send):
     await send({"type": "http.response.body", "body": "".join(body).encode()})
 
 
+async def h2_only_app(scope, receive, send):
+    """Streams over HTTP/2; over HTTP/1.x holds every piece to the end (as a hop that buffers only
+    its HTTP/1.1 side would)."""
+    if scope["type"] == "http" and scope.get("http_version") == "2":
+        return await streaming_app(scope, receive, send)
+    return await buffered_app(scope, receive, send)
+
+
 def main(argv: list[str]) -> None:
     mode, address = argv
     cert, key = write_self_signed(Path.cwd())
@@ -45,7 +55,7 @@ def main(argv: list[str]) -> None:
     config.alpn_protocols = ["h2", "http/1.1"]
     config.graceful_timeout = 1
     print(f"h2 {mode} on https://{address}/", flush=True)
-    asyncio.run(serve({"stream": streaming_app, "buffered": buffered_app}[mode], config))
+    asyncio.run(serve({"stream": streaming_app, "buffered": buffered_app, "h2-only": h2_only_app}[mode], config))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ class Builtin:
     # serve that many connections at once (cheroot runs 10 worker threads), so the suite's own
     # parallelism never changes a verdict. URL targets always get 1.
     parallel_scenarios: int = 1
+    # How many requests the server serves at once (its worker threads), where known: shared
+    # scenarios side by side never hold more connections than this less RESERVED_WORKERS.
+    workers: int | None = None
     insecure: bool = False  # a certificate the target made itself: trusted for this target only
     # A chain's origin: the target was given a second port ({origin_port} in argv) where the
     # origin behind its chain answers the same path; the suite records it as the --reference.
@@ -60,9 +63,11 @@ class Builtin:
 
 BUILTINS: dict[str, Builtin] = {
     "webpy-seed": Builtin("webpy-seed", ("{python}", "{targets}/webpy_seed.py", "{address}"),
-                          "the cookbook's seed verbatim on web.py's own server (cheroot)", parallel_scenarios=3),
+                          "the cookbook's seed verbatim on web.py's own server (cheroot)", parallel_scenarios=3,
+                          workers=10),
     "webpy": Builtin("webpy", ("{python}", "{targets}/webpy_app.py", "{address}"),
-                     "the seed corrected, on web.py's own server (cheroot)", parallel_scenarios=3),
+                     "the seed corrected, on web.py's own server (cheroot)", parallel_scenarios=3,
+                     workers=10),
 }
 for _mode, _what in MODES.items():
     BUILTINS[f"control-{_mode}"] = Builtin(

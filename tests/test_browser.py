@@ -132,7 +132,7 @@ def test_the_record_is_plain_data_and_screenshots_can_be_saved(judged, tmp_path)
     rows = view["countdown"]["rows"]
     assert [r["group"] for r in rows] == ["opening (<h2>, <ul>)"] + [f"Liftoff in {i}" for i in range(COUNT, 0, -1)] + \
         ["closing (<h1>Lift off</h1>)"]
-    assert all(r["inserted_s"] is not None and r["painted_s"] is not None for r in rows)
+    assert all(r["times"][1] is not None and r["times"][2] is not None for r in rows)   # in the DOM, painted
     assert view["countdown"]["screenshot"]["data_uri"].startswith("data:image/png;base64,iVBOR")
     assert [f["src"] for f in view["holder"]["iframes"]] == ["/10", "/9", "/8", "/7"]
     d["countdown"]["screenshot"]["png_base64"] = base64.b64encode(b"<svg onload=alert(1)>").decode()

@@ -17,6 +17,7 @@ server's answer and is judged as such, a ``fail`` (or the check's ``unanswered``
 """
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,6 +34,33 @@ class Finding:
     observed: str
     expected: str = ""
     metrics: dict = field(default_factory=dict)
+    # the judge raised (a bug in the suite, not the server's fault): {"type", "message", "where"};
+    # the verdict is then ``error`` and the run exits 3 (docs: exit codes)
+    crash: dict | None = None
+
+
+def crashed(check_id: str, exc: BaseException) -> Finding:
+    """The finding of a check whose judge (or the code around it) raised ``exc``: ``error``, with
+    the exception's type, message and where it was raised (``file:line``; for a library's frame,
+    also the suite's line that called it), so the run says the suite failed (exit 3) instead of
+    losing the check."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{_short_path(frames[-1].filename)}:{frames[-1].lineno}" if frames else "?"
+    own = [f for f in frames if "/conformance/" in f.filename.replace("\\", "/")]
+    if own and own[-1] is not frames[-1]:   # raised in a library: where the suite called it, too
+        where += f" (called from {_short_path(own[-1].filename)}:{own[-1].lineno})"
+    message = str(exc)[:500]
+    crash = {"type": type(exc).__name__, "message": message, "where": where,
+             "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+    return Finding("error", f"the suite itself failed: {check_id}'s judge raised {type(exc).__name__}: {message} "
+                   f"({where}); this is a bug in the suite, not a verdict on the target",
+                   "a verdict (please report this, with the recording)", {}, crash)
+
+
+def _short_path(path: str) -> str:
+    norm = path.replace("\\", "/")
+    i = norm.rfind("/conformance/")
+    return norm[i + 1:] if i >= 0 else norm
 
 
 def passed(observed: str, expected: str = "", **metrics) -> Finding:
@@ -70,8 +98,12 @@ class Check:
 
     def judge(self, rec, target, strict: bool = False, get=None) -> Finding:
         """Judge a recording; never raises for anything the server sent. ``get``: the target's GET
-        recording, for a check of another scenario (see the module's docstring)."""
-        finding = self._judge(rec, target)
+        recording, for a check of another scenario (see the module's docstring). A judge that
+        raises is a bug in the suite: its finding is ``crashed(...)`` (error, with where; exit 3)."""
+        try:
+            finding = self._judge(rec, target)
+        except Exception as e:  # noqa: BLE001 - any judge's bug becomes a result, never a lost check
+            return crashed(self.id, e)
         beside = get is not None and self.scenario != "get"
         if beside and no_answer(get):   # the target could not be judged: its own error, or GET's
             if finding.verdict != "error" and unanswered_here(rec):
@@ -142,7 +174,11 @@ def check(id: str, level: str, spec: str, requirement: str, scenario: str = "get
         CHECKS[id] = spec_check
 
         def test(conformance_target):
-            finding = conformance_target.run_check(spec_check)
+            try:
+                finding = conformance_target.run_check(spec_check)
+            except Exception as e:  # noqa: BLE001 - outside the judge (settling, repeats): still a result
+                finding = crashed(spec_check.id, e)
+                conformance_target.run.add_result(conformance_target, spec_check, finding, None)
             _pytest_outcome(finding, conformance_target.results_for(spec_check))
 
         test.__name__ = judge_fn.__name__ if judge_fn.__name__.startswith("test_") else "test_" + judge_fn.__name__
@@ -166,6 +202,9 @@ def describe(r: dict) -> str:
 
 def _pytest_outcome(finding: Finding, result: dict) -> None:
     import pytest
+    if finding.crash is not None:   # the suite's own bug: where it was, for the report to us
+        pytest.fail(f"ERROR {result['check']} {result['target']}: {finding.observed}\n"
+                    f"{finding.crash.get('traceback', '')}", pytrace=False)
     if finding.verdict == "error":   # one line: the same cause usually repeats for every check
         pytest.fail(f"ERROR {result['check']} {result['target']}: {finding.observed}", pytrace=False)
     if finding.verdict == "fail":

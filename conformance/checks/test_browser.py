@@ -24,11 +24,12 @@ Chromium sent and the Content-Encoding it got.
 from dataclasses import replace
 
 from conformance.analysis.figures import ms
+from conformance.analysis.inferred import DECIDE
 from conformance.analysis.timing import Margins, median
 from conformance.analysis.units import countdown_count
 from conformance.checks.catalogue import SHOULD, Finding, check, failed, passed
 from conformance.checks.test_clients import judge_client
-from conformance.scenarios.browser import page_record, progress
+from conformance.scenarios.browser import page_record, progress, timeline
 
 
 def at(times) -> str:
@@ -63,7 +64,15 @@ def test_progressive_render(rec, target):
         return Finding("error", "the browser recorded no page")
     if page.status is not None and not 200 <= page.status < 300:
         return Finding("error", f"HTTP {page.status} {page.reason} in Chromium", "a 2xx response")
-    count, interval = rec.count, rec.interval_s or target.interval
+    count, interval = rec.count, rec.interval_s or target.interval or target.pace_s
+    if count is None:
+        return Finding("skip", "not a countdown page the suite can count (no /N in its URL and no --count)")
+    if interval is None:   # no schedule given, and the wire's own GET showed no pace to go by
+        groups = len(timeline(page, count, "inserted"))
+        return Finding("warn", f"{rec.browser or 'Chromium'} put {groups} of the countdown's {count + 2} timed writes in "
+                       "the DOM, but the producer's interval is unknown (none given, and the raw recorder's GET "
+                       f"showed no pace of its own): nothing to judge the page's timing against; {DECIDE}",
+                       "the countdown's timed writes in separate bursts")
     nav = page.navigation
     rtt = max(0.0, (nav.get("connect_end") or 0) - (nav.get("connect_start") or 0))
     margins = Margins(interval, rtt)

@@ -128,6 +128,9 @@ def majority(findings: list[Finding]) -> tuple[int, Finding]:
     the runs that gave it, whose finding (observed text, metrics) stands for them all."""
     if len(findings) == 1:
         return 0, findings[0]
+    for i, f in enumerate(findings):   # the suite's own failure in any run is never outvoted
+        if f.crash is not None:
+            return i, f
     counts = Counter(f.verdict for f in findings)
     top = max(counts.values())
     verdict = max((v for v, n in counts.items() if n == top), key=lambda v: SEVERITY.get(v, 5))

@@ -3,12 +3,16 @@
 Recordings against one target are made one at a time (a single worker per target), so the
 suite's own parallelism never changes what a server sees; the exception is a built-in server
 known to serve several connections at once (``Builtin.parallel_scenarios``), whose shared
-scenarios run side by side while exclusive ones still run alone. Different targets are recorded
+scenarios run side by side while exclusive ones still run alone, and only while the connections
+they hold (``Scenario.connections``) fit its known worker threads (``Capacity``): the suite's
+scenarios never wait for the server's workers behind one another; only ``delivery.concurrent``,
+whose point it is, competes for them. Different targets are recorded
 side by side, so a run takes about as long as its slowest target. Built-in targets are started from
 the calling (main) thread: the kernel's parent-death signal follows the thread that forked.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -35,12 +39,39 @@ from targets import launcher
 from targets.registry import BUILTINS
 
 # Exit codes (docs/guide.md, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 4, 5, 6
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUITE_FAILED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 MAIN = "get"            # the recording most checks read: made first, alone
 SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
 SIDE_WATCH_MIN = 4.0    # s, and at least this long
 SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
+# Workers of a server left free by the suite's shared scenarios: one for the quiet-server probe
+# (settle.py), one for a producer the server keeps running after the suite left (the seed's
+# HEAD runs its whole generator).
+RESERVED_WORKERS = 2
+
+
+class Capacity:
+    """The worker threads a server has for the suite's side-by-side scenarios: ``hold(n)`` waits
+    until n more connections fit (a scenario needing more than all of them waits for all)."""
+
+    def __init__(self, workers: int):
+        self.total = max(1, workers)
+        self.free = self.total
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n: int):
+        n = min(max(1, n), self.total)
+        with self._cond:
+            self._cond.wait_for(lambda: self.free >= n)
+            self.free -= n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.free += n
+                self._cond.notify_all()
 # An interrupted run (Ctrl-C, SIGTERM): how long the recordings in flight get, once their sockets
 # are shut down, to hand back what they have (they take milliseconds; a client whose socket the
 # suite cannot reach is left behind, and its checks are listed as not run).
@@ -77,6 +108,7 @@ class TargetRun:
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._side_pool: ThreadPoolExecutor | None = None
+        self._capacity: Capacity | None = None   # the server's workers for side-by-side scenarios
         self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
         self.begun = False     # launched (or tried) in this process
@@ -145,10 +177,13 @@ class TargetRun:
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:
             return
-        width = BUILTINS[self.target.builtin].parallel_scenarios if self.target.builtin else 1
+        builtin = BUILTINS[self.target.builtin] if self.target.builtin else None
+        width = builtin.parallel_scenarios if builtin else 1
         shared_pool = self._pool
         if width > 1:
             shared_pool = self._side_pool = ThreadPoolExecutor(width, thread_name_prefix=f"rec-{self.id}-side")
+            if builtin.workers:
+                self._capacity = Capacity(builtin.workers - RESERVED_WORKERS)
         # --repeat N: N rounds, each recording every scenario once. Exclusive scenarios come
         # first, alone and one at a time, while the server is fresh: a server keeps working on
         # requests the suite has finished with (the seed's HEAD runs its whole generator), and
@@ -222,7 +257,10 @@ class TargetRun:
 
     def _record_after(self, scenario: str, before: list[Future]):
         futures_wait(before)
-        return self._record(scenario)
+        if self._capacity is None or SCENARIOS[scenario].exclusive or scenario == MAIN:
+            return self._record(scenario)
+        with self._capacity.hold(SCENARIOS[scenario].connections):
+            return self._record(scenario)
 
     def context(self) -> Context:
         if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
@@ -438,6 +476,7 @@ class Run:
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
+        self.unwritten: list[str] = []           # report files that could not be written, and why (exit 3)
         self._handlers: dict = {}                # signal handlers before ensure_started()
         # called (target run, scenario, seconds waited) while a check waits on a recording
         self.on_wait = None
@@ -518,12 +557,15 @@ class Run:
 
     def add_result(self, trun: TargetRun, check: Check, finding: Finding, rec: Recording | None) -> None:
         with self._lock:
-            self.results.append({
+            result = {
                 "target": trun.id, "check": check.id, "level": check.level, "verdict": finding.verdict,
                 "spec": check.spec, "requirement": check.requirement, "title": check.title,
                 "expected": finding.expected, "observed": finding.observed, "metrics": finding.metrics,
                 "recording": self._save_recording(trun, rec),
-            })
+            }
+            if finding.crash is not None:
+                result["crash"] = finding.crash
+            self.results.append(result)
 
     def _save_recording(self, trun: TargetRun, rec) -> str | None:
         if rec is None or (not getattr(rec, "url", None) and rec.error):
@@ -550,6 +592,8 @@ class Run:
     def exit_code(self) -> int:
         if self.interrupted:   # whatever came before: the run did not finish
             return EXIT_INTERRUPTED
+        if self.unwritten or any(r.get("crash") for r in self.results):   # the suite failed: before 1 and 6
+            return EXIT_SUITE_FAILED
         verdicts = {r["verdict"] for r in self.results}
         if not self.results or verdicts == {"skip"}:
             return EXIT_NO_CHECKS

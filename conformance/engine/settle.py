@@ -128,7 +128,7 @@ def busy_finding(finding, check, rec, settle: Settle | None):
     earlier streams: what the suite's load decided is said as such (``warn``, undecided, with
     what would decide it), never ``error`` nor a ``fail`` of the server (docs/design.md: exit 6 is
     never for the suite's own load)."""
-    if settle is None or settle.quiet or finding.verdict not in ("error", "fail"):
+    if settle is None or settle.quiet or finding.verdict not in ("error", "fail") or finding.crash is not None:
         return finding
     if not (unanswered_here(rec) or check.timed):
         return finding

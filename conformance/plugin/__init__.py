@@ -29,7 +29,7 @@ from conformance.engine.gate import BaselineError
 from conformance.engine.run import EXIT_INTERRUPTED, Options, Run
 from conformance.plugin import distributed
 from conformance.plugin.fixture import stream_check  # noqa: F401 - the fixture for users' own tests
-from conformance.plugin.session import RUN_KEY, collects_checks, write_reports
+from conformance.plugin.session import RUN_KEY, collects_checks, say_unwritten, write_reports
 from conformance.scenarios.chain import set_reference
 from conformance.wire.recorder import BadURL, parse_url
 from targets.registry import BUILTINS, DEFAULT_TARGETS
@@ -236,9 +236,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if run is None or not run.started:
         return
     run.stop()
-    path = run.write_results()
-    session.config._conformance_results = path
-    write_reports(run, session.config)
+    try:
+        session.config._conformance_results = run.write_results()
+    except OSError as e:
+        say_unwritten(run, session.config, f"results.json was not written: {e}")
+    if not write_reports(run, session.config) and getattr(session.config, "_conformance_results", None):
+        with contextlib.suppress(OSError):
+            run.write_results()   # its exit_code now says 3
     if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
         session.exitstatus = run.exit_code()
 
@@ -284,9 +288,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line(f"  {doing}: {t.launch_error.splitlines()[-1]}")
         if t.skip_reason:
             tr.write_line(f"  skipped: {t.skip_reason}", yellow=True)
+    crashes = [r for r in run.results if r.get("crash")]
+    for r in crashes:
+        c = r["crash"]
+        where = f" (recording: {run.options.report_dir / r['recording']})" if r.get("recording") else ""
+        tr.write_line(f"\nSUITE FAILURE {r['check']} {r['target']}: the check's judge raised {c['type']}: "
+                      f"{c['message']} at {c['where']}{where}", red=True, bold=True)
+    if crashes:
+        tr.write_line("  This is a bug in the suite, not a verdict on the target: please report it with the traceback "
+                      "in results.json ('crash') and the recording. Exit code 3.", red=True)
     errors: dict[tuple[str, str], list[str]] = {}
     for r in run.results:
-        if r["verdict"] == "error":
+        if r["verdict"] == "error" and not r.get("crash"):
             errors.setdefault((r["target"], r["observed"]), []).append(r["check"])
     for (target, why), checks in errors.items():
         tr.write_line(f"\nERROR {target}: {len(checks)} checks could not be judged: {why}", red=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from conformance import checks
-from conformance.engine.run import EXIT_INTERRUPTED, _raise_interrupt
+from conformance.engine.run import EXIT_INTERRUPTED, EXIT_SUITE_FAILED, _raise_interrupt
 from conformance.plugin.session import RUN_KEY, collects_checks, write_reports
 from conformance.report import shards
 
@@ -207,9 +207,9 @@ def _finish_controller(session: pytest.Session, exitstatus) -> None:
         t.launch_error, t.skip_reason = entry.get("error"), entry.get("skipped")
         t.redirects = entry.get("redirects", [])
     config._conformance_results = shards.write_document(run.options.report_dir, merged)
-    write_reports(run, config)
+    written = write_reports(run, config)
     if exitstatus != EXIT_INTERRUPTED and exitstatus in (0, 1):
-        code = merged["exit_code"]
+        code = merged["exit_code"] if written else EXIT_SUITE_FAILED
         # a worker that died took results with it: never turn that into a pass
         session.exitstatus = 1 if crashed and code == 0 else code
     if crashed and tr is not None:

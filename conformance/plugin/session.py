@@ -25,16 +25,22 @@ def collects_checks(config: pytest.Config) -> bool:
     return False
 
 
-def write_reports(run: Run, config: pytest.Config) -> None:
-    """Everything written besides results.json (report.html, …) is hooked in here."""
+def write_reports(run: Run, config: pytest.Config) -> bool:
+    """Everything written besides results.json (report.html, …) is hooked in here; False when
+    something could not be written (said loudly; the run then exits 3, never 0)."""
     # report.html is rebuilt from the report dir's files alone (python -m conformance.report DIR).
-    # A report that cannot be written is said loudly but does not change the verdicts' exit code.
     try:
         write_html(run.options.report_dir)
+        return True
     except Exception as e:  # noqa: BLE001 - any bug here must not hide the results
-        tr = config.pluginmanager.get_plugin("terminalreporter")
-        message = f"report.html was not written: {type(e).__name__}: {e}"
-        if tr is not None:
-            tr.write_line(message, red=True)
-        else:
-            print(message, file=sys.stderr)
+        say_unwritten(run, config, f"report.html was not written: {type(e).__name__}: {e}")
+        return False
+
+
+def say_unwritten(run: Run, config: pytest.Config, message: str) -> None:
+    run.unwritten.append(message)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(message, red=True)
+    else:
+        print(message, file=sys.stderr)

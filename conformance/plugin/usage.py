@@ -40,6 +40,8 @@ EXIT_CODES = [
     (0, "every check passed (warnings and infos allowed)"),
     (1, "a check failed (with --baseline: a regression against it)"),
     (2, "interrupted (Ctrl-C, SIGTERM); results so far are still written"),
+    (3, "the suite itself failed: a check's judge raised (its result is error, with where), or "
+        "report.html / results.json could not be written; takes precedence over 1 and 6"),
     (4, "usage error: a bad option value, URL, check ID or targets file"),
     (5, "no check ran (all deselected, or all skipped)"),
     (6, "a target could not be reached or judged (refused, TLS, no head in time, non-2xx)"),

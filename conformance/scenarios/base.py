@@ -91,6 +91,10 @@ class Scenario:
     # An exclusive scenario has the target to itself: it opens many connections at once, or
     # measures the server as a whole (its memory, its log), so nothing else may run beside it.
     exclusive: bool = False
+    # The most connections it holds open on the target at once. Shared scenarios run side by
+    # side only while the sum of theirs fits the server's known workers (``run.Capacity``), so
+    # the suite never makes a target's requests wait for one another (docs: scheduling).
+    connections: int = 1
 
 
 def exchange(name: str, description: str, **kw) -> Scenario:

@@ -470,8 +470,9 @@ def run(ctx: Context) -> BrowserRecording:
     return rec
 
 
+# Chromium opens at most 6 HTTP/1.1 connections per host: the holder page and its iframes use them all.
 register(Scenario(SCENARIO, "headless Chromium: the countdown page (and the holder page); SSE through "
-                  "EventSource, NDJSON and bytes through a fetch() body reader", run))
+                  "EventSource, NDJSON and bytes through a fetch() body reader", run, connections=6))
 
 
 def _first_line(e: BaseException) -> str:
@@ -1309,20 +1310,40 @@ def report_view(d: dict) -> dict:
             return None
         count = countdown_count(urlsplit(p.url).path)
         order = sorted(p.groups, key=lambda k: (group_index(k, count) if count is not None else None) or 0)
-        return {
-            "name": name, "url": p.url, "status": p.status, "content_type": p.content_type,
-            "load_error": p.load_error, "navigation": p.navigation, "first_paint_s": p.first_paint_s,
-            "rows": [{"group": _label(k), "arrived_s": p.groups[k].get("arrived_s"),
-                      "inserted_s": p.groups[k].get("inserted_s"), "painted_s": p.painted_s(k)} for k in order],
-            "screenshot": {"at_s": (p.screenshot or {}).get("at_s"), "note": (p.screenshot or {}).get("note", ""),
-                           "data_uri": _png_data_uri(p.screenshot)},
-            "iframes": [{"src": f.get("src"), "inserted_s": f.get("inserted_s"),
-                         "page": page_view(page_record(f["page"]), f.get("src") or "")} for f in p.iframes],
-        }
+        return page_shape(
+            name=name, url=p.url, status=p.status, content_type=p.content_type, load_error=p.load_error,
+            navigation=p.navigation, first_paint_s=p.first_paint_s,
+            rows=[{"group": _label(k), "times": [p.groups[k].get("arrived_s"), p.groups[k].get("inserted_s"),
+                                                 p.painted_s(k)]} for k in order],
+            screenshot={"at_s": (p.screenshot or {}).get("at_s"), "note": (p.screenshot or {}).get("note", ""),
+                        "data_uri": _png_data_uri(p.screenshot)},
+            iframes=[{"src": f.get("src"), "inserted_s": f.get("inserted_s"),
+                      "page": page_view(page_record(f["page"]) if f.get("page") else None, f.get("src") or "")}
+                     for f in p.iframes])
 
     return {"browser": rec.browser, "error": rec.error, "skip_reason": rec.skip_reason,
             "countdown": page_view(rec.countdown, "countdown"), "holder": page_view(rec.holder, "holder"),
             "holder_note": rec.holder_note, "stream": stream_view(rec.stream, (d.get("client") or {}).get("event_times"))}
+
+
+PAGE_COLUMNS = ["write group", "bytes handed over (s)", "in the DOM (s)", "painted (s)"]
+
+
+def page_shape(*, name: str, url: str, **fields) -> dict:
+    """One page of a browser report view, every key the report template reads always present (the
+    template's environment is strict about undefined names): ``rows`` is ``[{"group": str, "times":
+    [seconds or None, ...]}]`` with one time per column after the first of ``columns``."""
+    unknown = set(fields) - set(_PAGE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"page_shape: unknown fields {sorted(unknown)}")
+    return {"name": name, "url": url, **{k: fields.get(k, v() if callable(v) else v) for k, v in _PAGE_DEFAULTS.items()}}
+
+
+_PAGE_DEFAULTS = {
+    "status": None, "content_type": None, "load_error": None, "navigation": dict, "first_paint_s": None,
+    "rows": list, "columns": lambda: list(PAGE_COLUMNS), "note": "",
+    "screenshot": lambda: {"at_s": None, "note": "", "data_uri": None}, "iframes": list,
+}
 
 
 STREAM_ROWS = 200   # events a report lists per stream
@@ -1349,9 +1370,8 @@ def stream_view(s: StreamRecord | None, event_times: dict | None = None) -> dict
                 for k, e in enumerate(s.events[:STREAM_ROWS])]
     ctype = s.header(s.response_headers, "content-type")
     coding = s.header(s.response_headers, "content-encoding") or "none"
-    return {"name": "stream", "url": s.url, "status": s.status, "content_type": ctype,
-            "load_error": s.error, "navigation": {}, "first_paint_s": None, "rows": rows,
-            "columns": [unit or "chunk", "Chromium's network (s)", "the page's script (s)", "raw recorder (s)"],
-            "note": (f"{s.api}; Accept-Encoding sent: {s.header(s.request_headers, 'accept-encoding') or '(none)'}; "
-                     f"Content-Encoding got: {coding}; ended: {s.end}; {s.clock}"),
-            "screenshot": {"at_s": None, "note": "", "data_uri": None}, "iframes": []}
+    return page_shape(
+        name="stream", url=s.url, status=s.status, content_type=ctype, load_error=s.error, rows=rows,
+        columns=[unit or "chunk", "Chromium's network (s)", "the page's script (s)", "raw recorder (s)"],
+        note=(f"{s.api}; Accept-Encoding sent: {s.header(s.request_headers, 'accept-encoding') or '(none)'}; "
+              f"Content-Encoding got: {coding}; ended: {s.end}; {s.clock}"))

@@ -165,7 +165,8 @@ def _chain(ctx: Context) -> Chain:
     return Chain("chain", legs, ref)
 
 
-register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and compressed", _chain))
+register(Scenario("chain", "the origin (--reference) and the target recorded at once, identity and compressed", _chain,
+                  connections=2))
 
 
 # --- comparing the two ------------------------------------------------------------------------
