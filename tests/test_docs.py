@@ -29,7 +29,7 @@ def test_the_drift_test_sees_a_change(monkeypatch):
         names, attrs = options["--watch"]
         options["--watch"] = (names, dict(attrs, help="a help text the file does not have"))
         return options
-    monkeypatch.setattr(reference, "plugin_options", changed)
+    monkeypatch.setattr(usage, "plugin_options", changed)
     assert (ROOT / "docs" / "options.md").read_text(encoding="utf-8") != reference.options_md()
 
 

@@ -99,17 +99,24 @@ def _help_text(attrs: dict) -> str:
     return text
 
 
-def usage(width: int | None = None) -> str:
-    width = width or min(110, max(72, shutil.get_terminal_size((100, 24)).columns))
+def grouped_options() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every option as (synopsis, help text), in ``GROUPS``' order; the plugin's options that
+    ``GROUPS`` does not name come last, under "other". ``--help`` and ``docs/options.md`` read this."""
     options = plugin_options()
     rows: dict[str, tuple[str, str]] = {name: (_synopsis(names, attrs), _help_text(attrs))
                                         for name, (names, attrs) in options.items()}
     rows.update({k: v for k, v in SHARED.items() if k not in rows})
     named = {o for _, opts in GROUPS for o in opts}
-    groups = [(title, [o for o in opts if o in rows]) for title, opts in GROUPS]
-    other = [o for o in options if o not in named]
+    groups = [(title, [rows[o] for o in opts if o in rows]) for title, opts in GROUPS]
+    other = [rows[o] for o in options if o not in named]
     if other:
         groups.append(("other", other))
+    return groups
+
+
+def usage(width: int | None = None) -> str:
+    width = width or min(110, max(72, shutil.get_terminal_size((100, 24)).columns))
+    groups = grouped_options()
     col = 26
     out = ["usage: python -m conformance [URL ...] [options]",
            "",
@@ -119,10 +126,9 @@ def usage(width: int | None = None) -> str:
            "pytest conformance [options]. All of pytest's own options: pytest --help.",
            ""]
     wrap = textwrap.TextWrapper(width=width, initial_indent="", subsequent_indent=" " * (col + 2))
-    for title, names in groups:
+    for title, rows in groups:
         out.append(f"{title}:")
-        for name in names:
-            synopsis, text = rows[name]
+        for synopsis, text in rows:
             head = f"  {synopsis}"
             if len(head) > col:
                 out.append(head)
