@@ -35,7 +35,7 @@ FLAGS = {"--strict", "--insecure", "--follow-redirects", "-q", "-v", "-vv", "-x"
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from conformance.usage import usage, wants_help
+    from conformance.plugin.usage import usage, wants_help
     if wants_help(argv):   # the suite's own usage (pytest --help stays pytest's)
         print(usage(), end="")
         return 0

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import recorder, tolerant
-from conformance.recorder import READ_SIZE, Exchange, record
-from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
+from conformance.wire import recorder, tolerant
+from conformance.wire.recorder import READ_SIZE, Exchange, record
+from conformance.wire.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
 from targets import launcher
 from targets.hostile import MODES
 
@@ -217,7 +217,7 @@ def test_a_head_sent_a_byte_every_2_s_ends_the_run_fast(servers, tmp_path):
 def test_an_endless_body_as_fast_as_loopback_allows_is_read_up_to_a_budget(servers, tmp_path):
     """An endless chunked body at full speed: each exchange stops reading at the read budget
     (end "budget"), and is judged on what was kept."""
-    from conformance.scenarios import READ_BUDGET
+    from conformance.scenarios.base import READ_BUDGET
     code, took, rss, doc, out = whole_run(servers("flood"), tmp_path)
     print(f"flood: {took:.1f} s, peak RSS {rss / 2**20:.0f} MiB")
     assert code == 1, out[-3000:]

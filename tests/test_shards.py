@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance import catalogue, schema
-from conformance.distributed import plan, scope_of, target_scope
-from conformance.shards import MergeError, merge_documents
-from conformance.usage import GROUPS, plugin_options
+from conformance.checks import catalogue
+
+from conformance import schema
+from conformance.plugin.distributed import plan, scope_of, target_scope
+from conformance.report.shards import MergeError, merge_documents
+from conformance.plugin.usage import GROUPS, plugin_options
 from targets import launcher
 from targets.controls import Exchange, serve_requests
 

@@ -136,7 +136,7 @@ def test_a_head_held_for_the_first_write_under_compression_warns(runs):
 
 @pytest.mark.parametrize("profile", ["sse", "ndjson"])
 def test_a_number_at_the_end_of_a_stream_url_is_not_a_countdown_length(profile):
-    from conformance.target import Target
+    from conformance.analysis.target import Target
     t = Target("t", "http://h/events/5", profile, None)
     assert t.countdown_length is None
     assert Target("t", "http://h/5", "countdown", 1.0).countdown_length == 5

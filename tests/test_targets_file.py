@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.targets_file import load
+from conformance.engine.targets_file import load
 
 GOOD = '''\
 # two remote targets

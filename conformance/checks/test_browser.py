@@ -1,10 +1,10 @@
 """Browser — does a real browser get the content as it arrives?
 
-Headless Chromium (Debian's, driven with Playwright; see ``conformance/browser.py``) loads the
+Headless Chromium (Debian's, driven with Playwright; see ``conformance/scenarios/browser.py``) loads the
 target's countdown page. An observer injected before the page's first byte records when each of
 the countdown's groups enters the DOM and when it is painted, on the page's own clock. The DOM
 times are grouped into bursts with the same rule and margins as ``delivery.progressive``
-(``conformance.timing.split_bursts`` and ``Margins``), and so are the paint times: a page shown
+(``conformance.analysis.timing.split_bursts`` and ``Margins``), and so are the paint times: a page shown
 all at the end, though every byte was sent on time, is what users of a streaming endpoint
 actually see when something holds it (a proxy, a charset prescan, MIME sniffing).
 
@@ -23,10 +23,11 @@ Chromium sent and the Content-Encoding it got.
 """
 from dataclasses import replace
 
-from conformance.browser import page_record, progress
-from conformance.catalogue import SHOULD, Finding, check, failed, passed
+from conformance.analysis.timing import Margins, median
+from conformance.analysis.units import countdown_count
+from conformance.checks.catalogue import SHOULD, Finding, check, failed, passed
 from conformance.checks.test_clients import judge_client
-from conformance.timing import Margins, countdown_count, median
+from conformance.scenarios.browser import page_record, progress
 
 
 def ms(seconds) -> str:

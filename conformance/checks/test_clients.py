@@ -4,20 +4,20 @@ A stream that is correct on the wire can still fail for real clients: httpx (und
 SDKs, LLM clients among them) rejects framing that browsers and curl let through; a client's
 own default Accept-Encoding gets a compressed answer that a gzip layer holds; a client's default
 read size waits for bytes that the server sent long ago. Each client check reads the target as
-that client's users do (``conformance/clients.py``) and judges when each event, line or piece
+that client's users do (``conformance/scenarios/clients.py``) and judges when each event, line or piece
 reached the *caller* with the suite's own delivery judges (``delivery.first-byte``,
-``delivery.progressive``, their margins in ``conformance.timing``). When the caller's view is
+``delivery.progressive``, their margins in ``conformance.analysis.timing``). When the caller's view is
 held, the finding says where: in the client (its own socket got the bytes on time), under the
 content coding the client asked for (the raw recorder's identity GET streams), or in the server.
 """
 import re
 import statistics
 
-from conformance.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
-from conformance.checks.test_delivery_conditions import ms, streams_on_time
-from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
-from conformance.codings import content_codings
-from conformance.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
+from conformance.checks.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
+from conformance.checks.test_delivery_conditions import streams_on_time
+from conformance.scenarios.clients import record_httpx  # noqa: F401  (registers the client scenarios)
+from conformance.scenarios.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
+from conformance.wire.codings import content_codings
 
 # What a client's parser says, and which framing finding explains it.
 EXPLANATIONS = [

@@ -1,16 +1,16 @@
 """Delivery — does the body arrive as the producer writes it?
 
 Judged against the producer's schedule (the countdown's, or ``--interval`` and
-``--expect-bursts`` for other bodies) with the margins in ``conformance.timing.Margins``; without
-an interval, by the schedule-free rule of ``conformance.inferred`` (its units: SSE events, NDJSON
+``--expect-bursts`` for other bodies) with the margins in ``conformance.analysis.timing.Margins``; without
+an interval, by the schedule-free rule of ``conformance.analysis.inferred`` (its units: SSE events, NDJSON
 lines, countdown items, reads), which says ``warn`` where the stream alone cannot decide. These are
 the suite's own requirements; RFC 9112 §7.1 is what makes them possible: chunked framing lets a
 sender transfer content of unknown length "as a series of chunks", so nothing obliges a server
 or proxy to hold it.
 """
-from conformance import inferred
-from conformance.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
-from conformance.timing import median
+from conformance.analysis import inferred
+from conformance.analysis.timing import median
+from conformance.checks.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
 
 WRITES = {"countdown": "the countdown's {n} timed writes", "sse": "{n} events", "ndjson": "{n} lines",
           "bytes": "{n} writes"}

@@ -1,15 +1,15 @@
 """Delivery as browsers request it — compression and the response head.
 
-Both checks read the ``get-compressed`` scenario (``conformance.compressed``): the GET a browser
+Both checks read the ``get-compressed`` scenario (``conformance.scenarios.compressed``): the GET a browser
 sends (``Accept-Encoding: gzip, deflate, br, zstd`` and the profile's ``Accept``), compared with
 the identity GET recorded first. Compression that holds a stream is the most common real fault,
 and every browser user sees it, so a hold under compression is a MUST failure, not a note.
 """
-from conformance.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.analysis.inferred import FreeMargins
+from conformance.checks.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import as_finding, streams_on_time
-from conformance.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decoded
-from conformance.compressed import SCENARIO
-from conformance.inferred import FreeMargins
+from conformance.scenarios.compressed import SCENARIO
+from conformance.wire.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decoded
 
 
 def ms(seconds) -> str:

@@ -1,16 +1,16 @@
 """Delivery under real conditions — HTTP/1.0, several streams, a large body, a client that goes
 away, and a second exchange on the same connection (compression: ``test_delivery_compressed``).
 
-Each judge reads one scenario of ``conformance.conditions`` and applies the same burst analysis
-and margins as the plain delivery checks (``conformance.timing``, or the schedule-free rule of
-``conformance.inferred``) to what that condition delivers: the HTTP/1.0 body, every one of
+Each judge reads one scenario of ``conformance.scenarios.conditions`` and applies the same burst analysis
+and margins as the plain delivery checks (``conformance.analysis.timing``, or the schedule-free rule of
+``conformance.analysis.inferred``) to what that condition delivers: the HTTP/1.0 body, every one of
 several streams on its own.
 """
-import conformance.compressed  # noqa: F401 - registers the get-compressed scenario persistent-reuse reads
-from conformance.catalogue import CHECKS, MUST, SHOULD, Finding, check, failed, passed, skipped
-from conformance.conditions import MIB, stream_target, writes_after
-from conformance.inferred import FreeMargins
-from conformance.timing import BodyMargins, Margins
+import conformance.scenarios.compressed  # noqa: F401 - registers the get-compressed scenario persistent-reuse reads
+from conformance.analysis.inferred import FreeMargins
+from conformance.analysis.timing import BodyMargins, Margins
+from conformance.checks.catalogue import CHECKS, MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.scenarios.conditions import MIB, stream_target, writes_after
 
 
 def ms(seconds) -> str:

@@ -2,8 +2,8 @@
 import re
 from itertools import accumulate
 
-from conformance.catalogue import MUST, SHOULD, check, failed, passed, skipped
-from conformance.scenarios import head_listen_s
+from conformance.checks.catalogue import MUST, SHOULD, check, failed, passed, skipped
+from conformance.scenarios.base import head_listen_s
 
 META_CHARSET = re.compile(rb"<meta[^>]+charset", re.I)
 

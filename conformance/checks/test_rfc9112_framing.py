@@ -6,7 +6,7 @@ its framing says.
 """
 import re
 
-from conformance.catalogue import MUST, SHOULD, check, failed, passed, skipped
+from conformance.checks.catalogue import MUST, SHOULD, check, failed, passed, skipped
 
 CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
 TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*")

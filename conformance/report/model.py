@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conformance.recording import Recording
+from conformance.analysis.timing import analyse
+from conformance.analysis.units import countdown_count
 from conformance.report import text as tx
 from conformance.report import timeline
-from conformance.timing import analyse, countdown_count
+from conformance.scenarios.browser import report_view
+from conformance.wire.recording import Recording
 
 VERDICTS = ("pass", "fail", "warn", "info", "skip", "error")
 VERDICT_MEANING = {
@@ -70,7 +72,7 @@ class RecordingView:
     headers: list[dict] = field(default_factory=list)
     trailers: list[tuple[str, str]] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)
-    browser: dict | None = None       # a browser recording's view (conformance.browser.report_view)
+    browser: dict | None = None       # a browser recording's view (conformance.scenarios.browser.report_view)
     notes: list[str] = field(default_factory=list)
     timeline: timeline.Timeline | None = None
     compact: timeline.Timeline | None = None
@@ -342,7 +344,6 @@ def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
     view.error = tx.visible(d["error"], tx.TEXT_CAP) if d.get("error") else None
     if d.get("scenario") == "browser":
         # times per group and the mid-way screenshot (a checked PNG data URI), not raw fields
-        from conformance.browser import report_view
         try:
             view.browser = report_view(d)
             return view
