@@ -3,8 +3,8 @@
     python -m bench.client MODE URL
 
 MODE is what reads the body:
-  ``record``    the suite's recorder (``conformance.recorder.record``), as the checks use it
-  ``download``  the ``delivery.large-body`` reader (``conformance.conditions.download``)
+  ``record``    the suite's recorder (``conformance.wire.recorder.record``), as the checks use it
+  ``download``  the ``delivery.large-body`` reader (``conformance.scenarios.conditions.download``)
   ``h11``       a plain h11 read loop, as a first version would write it (the reference the
                 recorder is measured against: 256 KiB reads copied to ``bytes``, each handed to
                 h11 whole, events drained)
@@ -96,10 +96,10 @@ def raw(url: str) -> tuple[int, str]:
 def main(argv: list[str]) -> int:
     mode, url = argv[0], argv[1]
     if mode == "record":
-        from conformance.recorder import record
+        from conformance.wire.recorder import record
     elif mode == "download":
-        from conformance.conditions import download
-        from conformance.recorder import Exchange
+        from conformance.scenarios.conditions import download
+        from conformance.wire.recorder import Exchange
     else:
         import h11  # noqa: F401  (imported before the baseline, as the others)
     base = _status_mib("VmRSS:")

@@ -242,9 +242,9 @@ def _stall(rec) -> dict:
 
 
 def stability(runs: int, log, time_scale: float = 0.02, count: int = 20) -> dict:
-    from conformance.catalogue import CHECKS, load_all
-    from conformance.run import Options, Run
-    from conformance.target import Target
+    from conformance.checks.catalogue import CHECKS, load_all
+    from conformance.engine.run import Options, Run
+    from conformance.analysis.target import Target
     load_all()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -346,7 +346,7 @@ def details(res: dict) -> list[str]:
                        "CPU share while curl reads (above) shows it is not what limits curl.")
         if res.get("download"):
             out.append("")
-            out.append("delivery.large-body's reader (`conformance.conditions.download`, one run each): "
+            out.append("delivery.large-body's reader (`conformance.scenarios.conditions.download`, one run each): "
                        + ", ".join(f"{label} {v / MIB:.0f} MiB/s" for label, v in res["download"].items()) + ".")
     mem = res.get("memory")
     if mem:
@@ -389,7 +389,7 @@ def details(res: dict) -> list[str]:
 
 def report(res: dict, m: dict, started: datetime) -> str:
     load = " ".join(f"{x:.1f}" for x in m["load"])
-    lines = [f"# Benchmark results", "",
+    lines = ["# Benchmark results", "",
              f"Measured {started.strftime('%Y-%m-%d %H:%M UTC')} by `python -m bench` on {m['cpu']} "
              f"({m['cores']} cores, {m['memory_gib']} GiB), {m['kernel']}, Python {m['python']}, h11 {m['h11']}, "
              f"{m['curl']}; load average at the start {load}.", ""]

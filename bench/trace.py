@@ -34,7 +34,7 @@ def watched(scenario: str, result, ctx) -> float:
     if result is None or getattr(result, "skip", None) or getattr(result, "skip_reason", None):
         return 0.0
     if scenario == "browser":
-        from conformance import browser
+        from conformance.scenarios import browser
         interval = ctx.target.interval
         count = ctx.target.countdown_length or 0
         total = (count + 1) * interval if result.countdown is not None else 0.0
@@ -61,7 +61,7 @@ def watched(scenario: str, result, ctx) -> float:
         if getattr(rec, "end_t", None) is not None:
             total += rec.end_t
             if getattr(rec, "method", "") == "HEAD" and rec.end == "complete":
-                from conformance.scenarios import head_listen_s
+                from conformance.scenarios.base import head_listen_s
                 total += head_listen_s(ctx.target) if scenario == "head" else 0.0
     return total
 
@@ -95,7 +95,8 @@ def pytest_configure(config):
     path = os.environ.get("BENCH_TRACE")
     if not path:
         return
-    from conformance import catalogue, scenarios
+    from conformance.checks import catalogue
+    from conformance.scenarios import base as scenarios
     catalogue.load_all()
     with open(path, "a") as f:
         f.write(json.dumps({"configured": time.monotonic()}) + "\n")

@@ -1,6 +1,6 @@
 """``python -m conformance URL [URL …] [options]``: the suite against URLs, without writing pytest
 arguments. Every option of the pytest plugin is accepted (``--help`` lists them, grouped, with the exit
-codes: ``usage.py``); the exit code is the suite's (README, "Exit codes")."""
+codes: ``usage.py``); the exit code is the suite's (docs/guide.md, "Exit codes")."""
 from __future__ import annotations
 
 import sys
@@ -42,7 +42,7 @@ FLAGS = {"--plan", "--strict", "--insecure", "--follow-redirects", "-q", "-v", "
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from conformance.usage import usage, wants_help
+    from conformance.plugin.usage import usage, wants_help
     if wants_help(argv):   # the suite's own usage (pytest --help stays pytest's)
         print(usage(), end="")
         return 0

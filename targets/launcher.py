@@ -48,6 +48,11 @@ class Running:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def large_path(self, size: int) -> str | None:
+        """The path of this built-in target's large body of ``size`` bytes (None: it has none)."""
+        from targets.conditions import large_path   # a server module: loaded only when a large body is asked for
+        return large_path(self.name, size)
+
     def stderr(self) -> str:
         """The server's stderr so far (the last STDERR_KEEP bytes)."""
         if self._final_stderr is not None:

@@ -1,7 +1,7 @@
 """The server and proxy matrix: the countdown on the servers and proxies people deploy it on.
 
 Each target is started by the suite on loopback, as its own process group, and stopped with it
-(``targets/launcher.py``). The names are part of the contract (DESIGN.md); ``--target all`` runs
+(``targets/launcher.py``). The names are part of the contract (docs/design.md); ``--target all`` runs
 them all. Servers run with their own defaults, but for what the suite needs (a loopback address,
 a short graceful shutdown); a program that is not installed makes its target ``skip`` with the
 install hint (``Builtin.missing``).

@@ -3,7 +3,7 @@
 ``python -m targets.nginx VARIANT HOST:PORT`` starts the upstream (``targets/webpy_app.py`` on
 web.py's own server, cheroot, on another free loopback port; or the command after ``--``, with
 ``{upstream_address}``, ``{upstream_host}`` and ``{upstream_port}`` in it: a user's app under its
-server, ``conformance/apps.py``), waits until it listens, writes a
+server, ``conformance/engine/apps.py``), waits until it listens, writes a
 complete ``nginx.conf`` into a temporary directory of its own (pid file, error log and every temp
 path inside it, ``daemon off;``, ``master_process off;`` so nginx is a single process), and runs
 nginx in the foreground on HOST:PORT. It then waits: when either child ends, or on SIGTERM or

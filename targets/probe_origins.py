@@ -13,7 +13,6 @@ refused. Only what a local built-in target needs; not a general FastCGI server.
 from __future__ import annotations
 
 import signal
-import socket
 import socketserver
 import struct
 import sys

@@ -1,4 +1,4 @@
-"""The built-in targets by name (the names are part of the contract, see DESIGN.md)."""
+"""The built-in targets by name (the names are part of the contract, see docs/design.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -23,14 +23,14 @@ import zstandard
 from hypothesis import strategies as st
 
 from conformance import probe
-from conformance.browser import BrowserRecording, PageRecord, StreamRecord
-from conformance.chain import Chain, Leg
-from conformance.clients import ClientRun
-from conformance.compressed import Compressed
-from conformance.conditions import Concurrent, DisconnectProbe, LargeDownload, Stream
-from conformance.recorder import INTERRUPTED
-from conformance.recording import Recording
-from conformance.target import Target
+from conformance.scenarios.browser import BrowserRecording, PageRecord, StreamRecord
+from conformance.scenarios.chain import Chain, Leg
+from conformance.scenarios.clients import ClientRun
+from conformance.scenarios.compressed import Compressed
+from conformance.scenarios.conditions import Concurrent, DisconnectProbe, LargeDownload, Stream
+from conformance.wire.recorder import INTERRUPTED
+from conformance.wire.recording import Recording
+from conformance.analysis.target import Target
 
 BODY_KINDS = ("countdown", "sse", "ndjson", "bytes", "html-lines", "probe", "garbage", "empty")
 ENDS = ("complete", "complete", "complete", "closed", "cut-short", "timeout", "deadline", "reset", "abandoned",
@@ -372,10 +372,10 @@ def stream_record(draw) -> StreamRecord:
 
 
 @st.composite
-def browser(draw) -> BrowserRecording:
+def browser(draw, scenario: str = "browser") -> BrowserRecording:
     count = draw(st.sampled_from([None, 0, 3, 10]))
-    rec = BrowserRecording("browser", "http://127.0.0.1:1/", count=count,
-                           interval_s=draw(st.sampled_from([None, 1.0, 0.05])), browser=draw(st.sampled_from(["", "Chromium 1"])))
+    rec = BrowserRecording(scenario, "http://127.0.0.1:1/", count=count, interval_s=draw(st.sampled_from([None, 1.0, 0.05])),
+                           browser=draw(st.sampled_from(["", "Chromium 1", "WebKitGTK 2.50", "Firefox 153"])))
     shape = draw(st.sampled_from(["countdown", "countdown", "stream", "stream", "skip", "nothing"]))
     if shape == "skip":
         rec.skip_reason = "Chromium is not installed"
@@ -411,5 +411,6 @@ def record_for(scenario: str):
         return recording(scenario)
     return {"get-compressed": compressed(), "concurrent": concurrent(), "large": large(),
             "disconnect": disconnect(), "h2": h2(), "browser": browser(), "chain": chain(),
+            "browser-webkit": browser("browser-webkit"), "browser-firefox": browser("browser-firefox"),
             "httpx": client_run("httpx"), "requests": client_run("requests"),
             "node-fetch": client_run("node-fetch")}[scenario]

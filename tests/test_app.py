@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import apps, schema
+from conformance.engine import apps
+
+from conformance import schema
 from conformance.report import model as report_model
-from conformance.fixture import StreamCheck
+from conformance.plugin.fixture import StreamCheck
 from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +227,7 @@ def test_defaults_are_the_installed_servers_of_the_apps_kind():
 
 
 def test_a_targets_file_names_an_app(tmp_path, monkeypatch):
-    from conformance.targets_file import load
+    from conformance.engine.targets_file import load
     monkeypatch.chdir(TESTS)
     f = tmp_path / "t.toml"
     f.write_text('[[target]]\nid = "events"\napp = "streamapps.flask_sse:app"\napp_path = "/events"\n'

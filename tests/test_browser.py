@@ -1,7 +1,7 @@
 """browser.progressive-render: headless Chromium renders a stream progressively, a held body at the end;
 SSE through EventSource and NDJSON through a fetch() body reader get each event as it arrives.
 
-The live tests start built-in targets through ``conformance.run.Run`` (as the product does) at
+The live tests start built-in targets through ``conformance.engine.run.Run`` (as the product does) at
 a 200 ms producer interval, long enough for Chromium to commit, parse and paint each item on a
 busy two-core machine. Without Chromium or Playwright they skip with the install hint, except
 in CI (``CI`` set), where the check must really run.
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance import browser
-from conformance.browser import BrowserRecording, PageRecord
-from conformance.catalogue import CHECKS, load_all
-from conformance.run import Options, Run
-from conformance.scenarios import SCENARIOS, Context
-from conformance.target import Target
+from conformance.scenarios import browser
+from conformance.scenarios.browser import BrowserRecording, PageRecord
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.engine.run import Options, Run
+from conformance.scenarios.base import SCENARIOS, Context
+from conformance.analysis.target import Target
 from targets.registry import BUILTINS
 
 load_all()
@@ -32,12 +32,12 @@ CHECK = CHECKS["browser.progressive-render"]
 ROOT = Path(__file__).resolve().parent.parent
 # The seed's own pace, 1 s items. Four pages start at once here; with one core burnt, Chromium
 # once took ~1 s from a response's head to handing the page its first bytes, merging the first
-# groups into one burst, at 200 ms and again at 400 ms items (README, "Stability").
+# groups into one burst, at 200 ms and again at 400 ms items (docs/guide.md, "Stability").
 TIME_SCALE, COUNT = 1.0, 5
 PNG = b"\x89PNG\r\n\x1a\n"
 # Built-in target -> verdict (and under --strict). The seed's text/html carries no charset, but
 # its body starts with <h2>, a body element, which ends Chromium's charset prescan at once: it
-# renders item by item, like the corrected app (see the module docstring of conformance/browser.py).
+# renders item by item, like the corrected app (see the module docstring of conformance/scenarios/browser.py).
 EXPECTED = {
     "webpy": ("pass", "pass"),
     "control-stream": ("pass", "pass"),

@@ -2,9 +2,9 @@
 workers (less the reserve), so none of the suite's own requests waits behind another for a worker."""
 import threading
 
-from conformance.catalogue import load_all
-from conformance.run import RESERVED_WORKERS, Capacity
-from conformance.scenarios import SCENARIOS
+from conformance.checks.catalogue import load_all
+from conformance.engine.run import RESERVED_WORKERS, Capacity
+from conformance.scenarios.base import SCENARIOS
 from targets.registry import BUILTINS
 
 load_all()

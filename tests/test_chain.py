@@ -13,13 +13,13 @@ import zlib
 
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.chain import Chain, Leg, compare, reference_of, set_reference
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.scenarios.chain import Chain, Leg, compare, reference_of, set_reference
 from conformance.probe import ProbeRequest, write
-from conformance.recorder import BadURL
-from conformance.recording import Piece, Recording
-from conformance.scenarios import SCENARIOS, Context
-from conformance.target import Target
+from conformance.wire.recorder import BadURL
+from conformance.wire.recording import Piece, Recording
+from conformance.scenarios.base import SCENARIOS, Context
+from conformance.analysis.target import Target
 from targets import launcher
 from targets.nginx import find_nginx
 
@@ -211,7 +211,7 @@ def test_errors():
 
 
 def test_reference_option_and_targets_file(tmp_path):
-    from conformance.targets_file import load
+    from conformance.engine.targets_file import load
     t = Target("t", "http://t/sse/2")
     set_reference(t, "http://origin:8000/sse/2")
     assert reference_of(t) == "http://origin:8000/sse/2"

@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.run import Options, Run
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.engine.run import Options, Run
+from conformance.analysis.target import Target
 from targets.chains import CHAINS, INSTALL_HINTS
 from targets.registry import BUILTINS
 

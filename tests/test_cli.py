@@ -16,7 +16,7 @@ from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser check has tests of its own (tests/test_browser.py) at a pace Chromium keeps.
-# 100 ms per item: verdicts here must hold with a core burnt (README, "Stability"), which 50 ms
+# 100 ms per item: verdicts here must hold with a core burnt (docs/guide.md, "Stability"), which 50 ms
 # intervals did not always do elsewhere.
 FAST = ["--time-scale", "0.1", "--count", "4", "--skip-check", "browser."]
 
@@ -183,9 +183,9 @@ def test_a_check_waiting_on_a_long_recording_hears_of_its_progress(monkeypatch, 
     (the plugin prints it as a line), and the wait still returns the recording."""
     from concurrent.futures import Future
 
-    from conformance import run as run_module
-    from conformance.run import Options, Run
-    from conformance.target import Target
+    from conformance.engine import run as run_module
+    from conformance.engine.run import Options, Run
+    from conformance.analysis.target import Target
 
     monkeypatch.setattr(run_module, "PROGRESS_EVERY", 0.01)
     run = Run([Target("t", "http://127.0.0.1:1/5")], Options(report_dir=tmp_path))

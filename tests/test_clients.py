@@ -15,13 +15,13 @@ Every other control's client verdicts are in ``verdicts.py`` (``test_verdicts.py
 """
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.clients import ClientRun, record_node_fetch, replay_wire, _WireLog
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.scenarios.clients import ClientRun, record_node_fetch, replay_wire, _WireLog
 from conformance.checks.test_clients import explain, header_fault
-from conformance.recording import Recording
-from conformance.run import Options, Run
-from conformance.scenarios import Context
-from conformance.target import Target
+from conformance.wire.recording import Recording
+from conformance.engine.run import Options, Run
+from conformance.scenarios.base import Context
+from conformance.analysis.target import Target
 from targets.registry import BUILTINS
 
 load_all()
@@ -91,7 +91,7 @@ def test_gzip_held_identity_streams_is_said_to_be_under_gzip(judged):
 
 
 def test_node_missing_is_a_skip_with_the_install_hint(monkeypatch):
-    monkeypatch.setattr("conformance.clients.node_program", lambda: None)
+    monkeypatch.setattr("conformance.scenarios.clients.node_program", lambda: None)
     target = Target("t", "http://127.0.0.1:9/", "bytes")
     run = record_node_fetch(Context(target, target.url, 1.0, 5.0))
     finding = CHECKS["client.node-fetch"].judge(run, target)

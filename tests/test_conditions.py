@@ -18,15 +18,16 @@ import zlib
 import h11
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.codings import decode
-from conformance.compressed import Compressed
-from conformance.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.scenarios.compressed import Compressed
+from conformance.scenarios.conditions import (ChunkCounter, Sequence, Timeline, decoded, download, piece_times,
                                     same_origin_relative, stream_target)
-from conformance.recorder import Exchange, record_sequence
-from conformance.recording import Piece, Recording
-from conformance.target import Target
-from conformance.timing import MIB, BodyMargins, Margins, analyse, ndjson_line_ends, sse_event_ends
+from conformance.wire.codings import decode
+from conformance.wire.recorder import Exchange, record_sequence
+from conformance.wire.recording import Piece, Recording
+from conformance.analysis.target import Target
+from conformance.analysis.timing import MIB, BodyMargins, Margins, analyse
+from conformance.analysis.units import ndjson_line_ends, sse_event_ends
 from targets import launcher
 
 load_all()
@@ -401,7 +402,7 @@ def test_iframe_streams_are_judged_on_their_own_countdown():
 # --- live: the corrected app's endpoints ---------------------------------------------------------
 
 # 100 ms per item: at 50 ms, with one core burnt, a ~150 ms stall merged four of the holder's
-# iframe writes into one burst (1 flip in the 20-run stress loop); see README, "Stability".
+# iframe writes into one burst (1 flip in the 20-run stress loop); see docs/guide.md, "Stability".
 INTERVAL = 0.1
 
 
@@ -417,7 +418,7 @@ def webpy():
 @pytest.mark.parametrize("profile,path,ctype", [("sse", "/sse/6", "text/event-stream"),
                                                ("ndjson", "/ndjson/6", "application/x-ndjson")])
 def test_webpy_record_endpoints_stream_on_the_countdown_schedule(webpy, profile, path, ctype):
-    from conformance.recorder import record
+    from conformance.wire.recorder import record
     target = Target(profile, webpy.base_url + path, profile, INTERVAL)
     rec = record(target.url, timeout=5, deadline=20)
     assert rec.header_values("content-type")[0].startswith(ctype)
@@ -445,7 +446,7 @@ def test_webpy_large_file_streams_in_blocks(webpy):
 def test_the_holder_page_is_replayed_as_a_browser_does(webpy):
     """The corrected app's holder names /10, /9, /8, /7 three intervals apart: each is opened the
     moment it is named, while the holder still streams, and each is a whole countdown."""
-    from conformance.scenarios import SCENARIOS, Context
+    from conformance.scenarios.base import SCENARIOS, Context
     target = Target("webpy", webpy.base_url + "/3", "countdown", INTERVAL, builtin="webpy", concurrent_streams=2)
     result = SCENARIOS["concurrent"].run(Context(target, target.url, timeout=5, deadline=30, server=webpy))
     frames = [s for s in result.streams if s.kind == "iframe"]
@@ -464,7 +465,7 @@ def test_the_holder_page_is_replayed_as_a_browser_does(webpy):
 
 def _stream(label: str, started: float, first: float, end: float, kind: str = "stream"):
     """A stream of 8 SSE events 0.3 s apart from ``first`` (s after its request), ended at ``end``."""
-    from conformance.conditions import Stream
+    from conformance.scenarios.conditions import Stream
     events = [(first + 0.3 * k, b"data: %d\n\n" % k) for k in range(8)]
     rec = recording(events, headers=[["Content-Type", "text/event-stream"]])
     rec.end_t = end
@@ -474,7 +475,7 @@ def _stream(label: str, started: float, first: float, end: float, kind: str = "s
 def test_a_stream_that_waited_for_another_to_end_fails_without_a_schedule():
     """Schedule-free: the second stream gets nothing for 2.4 s after its request, until the first
     ends: served one after another (a uvicorn app that blocks its event loop)."""
-    from conformance.conditions import Concurrent
+    from conformance.scenarios.conditions import Concurrent
     target = Target("t", "http://test/", "sse", None)
     first = _stream("stream 1", 100.0, 0.0, 2.4)
     second = _stream("stream 2", 100.0, 2.4, 4.8)
@@ -485,7 +486,7 @@ def test_a_stream_that_waited_for_another_to_end_fails_without_a_schedule():
 def test_a_stream_opened_late_is_not_one_that_waited():
     """An iframe the holder page names at 6 s, answered at once, is not "served after" the streams
     that happened to end then (the main job's seed: iframe /8 opened as the five /5 streams end)."""
-    from conformance.conditions import Concurrent
+    from conformance.scenarios.conditions import Concurrent
     target = Target("t", "http://test/", "sse", None)
     first = _stream("stream 1", 100.0, 0.0, 2.4)
     late = _stream("iframe /8", 102.4, 0.002, 2.4, kind="stream")

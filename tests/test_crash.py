@@ -14,13 +14,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance import schema
-from conformance.catalogue import MUST, Check, Finding, check, crashed
-from conformance.gate import majority
+from conformance.checks.catalogue import MUST, Check, Finding, crashed
+from conformance.engine.gate import majority
 
 ROOT = Path(__file__).resolve().parent.parent
 
 INJECTED = '''
-from conformance.catalogue import MUST, check
+from conformance.checks.catalogue import MUST, check
 
 @check("framing.injected-crash", MUST, "none", "a judge that raises")
 def test_injected(rec, target):
@@ -76,7 +76,7 @@ def test_judge_returns_the_crash_as_data():
     f = c.judge(Rec(), None)
     assert f.verdict == "error" and f.crash["type"] == "TypeError"
     assert f.crash["where"].startswith(f"{__file__}:{_raiser.__code__.co_firstlineno + 1} (called from "
-                                       "conformance/catalogue.py:")
+                                       "conformance/checks/catalogue.py:")
     assert "the suite itself failed" in f.observed
 
 

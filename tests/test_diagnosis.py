@@ -8,7 +8,7 @@ import json
 import jsonschema
 import pytest
 
-from conformance.diagnosis import (CULPRITS, SCHEMA, Evidence, culprit_for, diagnose, fixed_delay, load_table,
+from conformance.engine.diagnosis import (CULPRITS, SCHEMA, Evidence, culprit_for, diagnose, fixed_delay, load_table,
                                    release_size)
 
 

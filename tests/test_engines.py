@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import engines
-from conformance.browser import BrowserRecording
-from conformance.scenarios import SCENARIOS, Context
-from conformance.target import Target
+from conformance.scenarios import engines
+from conformance.scenarios.browser import BrowserRecording
+from conformance.scenarios.base import SCENARIOS, Context
+from conformance.analysis.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ("browser.progressive-render", "browser.progressive-render.webkit", "browser.progressive-render.firefox")
@@ -40,7 +40,7 @@ EXPECTED = {
 
 def require_engines():
     why = [e.unavailable() for e in engines.ENGINES.values()]
-    from conformance import browser
+    from conformance.scenarios import browser
     why.append(browser.unavailable())
     why = [w for w in why if w]
     if why and os.environ.get("CI"):
@@ -160,7 +160,7 @@ def test_abort_kills_every_engine_process_at_once():
 def test_a_missing_engine_is_a_skip_with_its_hint(monkeypatch):
     monkeypatch.setenv(engines.FIREFOX_ENV, "/nonexistent/firefox")
     monkeypatch.setenv(engines.WEBKIT_ENV, "/nonexistent/WebKitWebDriver")
-    from conformance.catalogue import CHECKS as ALL
+    from conformance.checks.catalogue import CHECKS as ALL
     target = Target("t", "http://127.0.0.1:9/sse", "sse", 0.3)
     for name, check in (("firefox", "browser.progressive-render.firefox"),
                         ("webkit", "browser.progressive-render.webkit")):
@@ -170,7 +170,7 @@ def test_a_missing_engine_is_a_skip_with_its_hint(monkeypatch):
 
 
 def test_engine_hold_in_the_diagnosis_without_a_browser():
-    from conformance.diagnosis import diagnose
+    from conformance.engine.diagnosis import diagnose
     results = [{"check": "delivery.progressive", "verdict": "pass", "observed": "on time", "metrics": {}},
                {"check": "browser.progressive-render.webkit", "verdict": "warn", "observed": "held by WebKit",
                 "metrics": {"engine": "WebKitGTK", "engine_hold": True, "engine_cause": "WebKit waits for 512 bytes",

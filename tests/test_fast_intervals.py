@@ -5,9 +5,9 @@ it (six servers and their recordings side by side on two cores).
 """
 import pytest
 
-from conformance.catalogue import CHECKS
-from conformance.run import Options, Run
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS
+from conformance.engine.run import Options, Run
+from conformance.analysis.target import Target
 
 TIME_SCALE, COUNT = 0.02, 20
 EXPECTED = {

@@ -18,9 +18,9 @@ import socket
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conformance.recorder import Exchange, record
-from conformance.recording import BODY_KEEP, RAW_KEEP, Recording
-from conformance.tolerant import TolerantParser
+from conformance.wire.recorder import Exchange, record
+from conformance.wire.recording import BODY_KEEP, RAW_KEEP, Recording
+from conformance.wire.tolerant import TolerantParser
 from tests.scripted import CLOSE, HOLD, RESET, ScriptedServer
 
 # Local runs explore new examples every time; CI (CI=true) replays a fixed set, so that a gate

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import Finding
-from conformance.gate import BaselineError, compare, load_baseline, majority
+from conformance.checks.catalogue import Finding
+from conformance.engine.gate import BaselineError, compare, load_baseline, majority
 
 ROOT = Path(__file__).resolve().parent.parent
 # Checks whose verdicts on the controls do not depend on the machine's load: framing, and the
@@ -164,7 +164,7 @@ def test_the_example_workflow_uses_options_the_cli_knows():
     assert {"--targets-file", "--baseline", "--repeat", "--junit-xml", "--target"} <= used
     unknown = {opt for opt in used if opt not in helptext}
     assert not unknown, unknown
-    from conformance.targets_file import load
+    from conformance.engine.targets_file import load
     assert [t.id for t in load(ROOT / "examples" / "targets.toml")][0] == "staging-countdown"
 
 

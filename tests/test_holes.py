@@ -16,11 +16,11 @@ import time
 
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.clients import ClientRun
-from conformance.recording import Recording
-from conformance.run import Options, Run
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.scenarios.clients import ClientRun
+from conformance.wire.recording import Recording
+from conformance.engine.run import Options, Run
+from conformance.analysis.target import Target
 from tests.scripted import HOLD, ScriptedServer
 from tests.test_streams import run_url, verdicts
 
@@ -134,7 +134,7 @@ def test_a_scenario_known_to_skip_is_not_queued_behind_a_stream(tmp_path):
 
 def test_a_chain_with_a_reference_is_recorded(tmp_path):
     """The control: with --reference the chain is recorded (its four legs) and judged."""
-    from conformance.chain import set_reference
+    from conformance.scenarios.chain import set_reference
     from targets import launcher
     server = launcher.start("control-sse-tokens", ["{python}", "-m", "targets.streams", "sse-tokens", "{address}"], 1.0)
     try:
@@ -158,7 +158,7 @@ def test_a_chain_with_a_reference_is_recorded(tmp_path):
 # --- HTML whose writes carry no markup ----------------------------------------------------------------
 
 def test_plain_countdown_lines_are_not_elements():
-    from conformance.inferred import unmarked
+    from conformance.analysis.inferred import unmarked
     shell = b"<!doctype html><html><head><title>t</title></head><body><h1>Countdown</h1>\n"
     assert "10 'Liftoff in' lines outside" in unmarked(shell + b"".join(b"Liftoff in %d...<br>\n" % i
                                                                           for i in range(10, 0, -1)))

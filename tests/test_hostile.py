@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import recorder, tolerant
-from conformance.recorder import READ_SIZE, Exchange, record
-from conformance.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
+from conformance.wire import recorder, tolerant
+from conformance.wire.recorder import READ_SIZE, Exchange, record
+from conformance.wire.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
 from targets import launcher
 from targets.hostile import MODES
 
@@ -165,7 +165,7 @@ def test_tls_handshake_with_a_hostile_server_is_bounded(servers, mode):
 # --- whole runs: ``python -m conformance URL --timeout 3`` against a hostile server -------------
 #
 # Each run must end within RUN_BOUND_S and keep the suite's peak memory under RUN_RSS_BOUND, with
-# every finding on one line. Measured on a shared 2-core machine (README, "Whole-run bounds"):
+# every finding on one line. Measured on a shared 2-core machine (docs/guide.md, "Whole-run bounds"):
 # slow-head about 11 s and 55 MiB, flood about 20 s and 260 MiB (15 s of it requests reading a
 # byte at a time until the watch window); the bounds are the issue's.
 RUN_BOUND_S = 60.0
@@ -217,7 +217,7 @@ def test_a_head_sent_a_byte_every_2_s_ends_the_run_fast(servers, tmp_path):
 def test_an_endless_body_as_fast_as_loopback_allows_is_read_up_to_a_budget(servers, tmp_path):
     """An endless chunked body at full speed: each exchange stops reading at the read budget
     (end "budget"), and is judged on what was kept."""
-    from conformance.scenarios import READ_BUDGET
+    from conformance.scenarios.base import READ_BUDGET
     code, took, rss, doc, out = whole_run(servers("flood"), tmp_path)
     print(f"flood: {took:.1f} s, peak RSS {rss / 2**20:.0f} MiB")
     assert code == 1, out[-3000:]

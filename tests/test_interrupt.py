@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from conformance import schema
-from conformance.recorder import INTERRUPTED
+from conformance.wire.recorder import INTERRUPTED
 from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
-EXIT_BOUND_S = 5.0   # asserted; measured times are about 1 s (README, "Exit codes")
+EXIT_BOUND_S = 5.0   # asserted; measured times are about 1 s (docs/guide.md, "Exit codes")
 # hypothesis (a dev dependency only) imports itself in every pytest run's terminal summary,
 # about half a second on this machine: not part of what users' runs pay.
 PYTEST = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
@@ -183,7 +183,7 @@ def test_sigterm_5_s_into_an_endless_sse_stream(suite):
     doc = assert_interrupted_run(s, s.interrupt(signal.SIGTERM))
     by_check = {r["check"]: r for r in doc["results"]}
     # every selected check has a result: judged on the stream so far, or not run with the reason
-    from conformance.catalogue import load_all, select
+    from conformance.checks.catalogue import load_all, select
     load_all()
     assert set(by_check) == set(select(["framing.", "delivery.first-byte", "delivery.progressive",
                                         "delivery.cadence"], []))
@@ -227,7 +227,7 @@ def test_sigint_during_delivery_concurrent(suite):
 
 
 def test_sigint_during_the_browser_check(suite):
-    from conformance import browser
+    from conformance.scenarios import browser
     why = browser.unavailable()
     if why:
         if os.environ.get("CI"):
@@ -252,7 +252,7 @@ def test_sigterm_while_the_clients_read_an_endless_stream(suite):
     s.wait_for("a client is streaming", lambda: server_connections(server) >= 2)
     s.still_running_after(2.0)
     doc = assert_interrupted_run(s, s.interrupt(signal.SIGTERM))
-    from conformance.catalogue import load_all, select
+    from conformance.checks.catalogue import load_all, select
     load_all()
     assert {r["check"] for r in doc["results"]} == set(select(["client."], []))
     assert interrupted_recordings(s, doc), "the client streaming when the signal came is kept"
@@ -266,7 +266,7 @@ def test_the_main_job_interrupted_halfway(suite, sig):
     doc = assert_interrupted_run(s, s.interrupt(sig))
     assert {t["id"] for t in doc["targets"]} == {"webpy", "webpy-seed"}
     # partial results: every selected check has one, some judged, some not run
-    from conformance.catalogue import load_all
+    from conformance.checks.catalogue import load_all
     for target in ("webpy", "webpy-seed"):
         assert sorted(r["check"] for r in doc["results"] if r["target"] == target) == sorted(load_all())
     skipped = not_run(doc)
@@ -278,7 +278,7 @@ def test_the_main_job_interrupted_halfway(suite, sig):
 SECOND_SIGNAL = """
 import os, signal
 from targets import launcher
-from conformance import run
+from conformance.engine import run
 server = launcher.start("control-sse-endless", ["{python}", "-m", "targets.streams", "sse-endless", "{address}"])
 print(server.process.pid, flush=True)
 run._arm_second_signal()        # as the first SIGINT or SIGTERM does
@@ -332,9 +332,9 @@ def cmdline(pid: int) -> str:
 def test_run_interrupt_keeps_the_stream_so_far_in_process(tmp_path):
     """``Run.interrupt`` itself: the GET in progress ends at once as ``interrupted``, is judged on
     what arrived, and the HEAD queued behind it is listed as never started."""
-    from conformance.catalogue import CHECKS, load_all
-    from conformance.run import Options, Run, reset_after_interrupt
-    from conformance.target import Target
+    from conformance.checks.catalogue import CHECKS, load_all
+    from conformance.engine.run import Options, Run, reset_after_interrupt
+    from conformance.analysis.target import Target
 
     load_all()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}

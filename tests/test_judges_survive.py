@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.catalogue import VERDICTS, load_all
+from conformance.checks.catalogue import VERDICTS, load_all
 from tests.judge_inputs import record_for, recording, target
 
 CHECKS = load_all()
@@ -82,9 +82,9 @@ def test_disconnect_probe_without_a_schedule_is_a_skip_not_a_crash():
     """Found by the property above: a disconnect probe handed to its judge for a target with no
     --interval raised TypeError (``Margins(None).burst_gap``: 0.5 * None), the family of the
     browser's burst_gap crash. The scenario skips such a target itself; the judge now does too."""
-    from conformance.conditions import DisconnectProbe
-    from conformance.recording import Recording
-    from conformance.target import Target
+    from conformance.scenarios.conditions import DisconnectProbe
+    from conformance.wire.recording import Recording
+    from conformance.analysis.target import Target
     probe = DisconnectProbe("disconnect", Recording("disconnect", "http://127.0.0.1:1/", status=200),
                             closed_at=0.3, logged=True, times=[0.5, 1.0])
     f = CHECKS["delivery.disconnect"].judge(probe, Target("t", "http://127.0.0.1:1/", "sse", None))
@@ -97,9 +97,9 @@ def test_concurrent_streams_of_iframes_only_and_a_server_peak_without_a_base():
     """Found by the property above: a concurrent record whose streams are all iframes raised
     IndexError in ``Concurrent.error``; a large download with a server peak but no base RSS
     raised TypeError. Neither shape comes from today's recorders; both are judged now."""
-    from conformance.conditions import Concurrent, LargeDownload, Stream
-    from conformance.recording import Recording
-    from conformance.target import Target
+    from conformance.scenarios.conditions import Concurrent, LargeDownload, Stream
+    from conformance.wire.recording import Recording
+    from conformance.analysis.target import Target
     rec = Recording("concurrent", "http://127.0.0.1:1/3", error="cannot connect")
     only_iframes = Concurrent("concurrent", [Stream("iframe /3", rec.url, "iframe", 100.0, rec)])
     assert only_iframes.error is None

@@ -2,10 +2,10 @@
 not answered 2xx), HEAD not supported, a body chunked twice, a body ended by the close."""
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
+from conformance.checks.catalogue import CHECKS, load_all
 from conformance.checks.test_rfc9112_framing import chunked_again
-from conformance.recording import Read, Recording
-from conformance.target import Target
+from conformance.wire.recording import Read, Recording
+from conformance.analysis.target import Target
 
 load_all()
 TARGET = Target("t", "http://127.0.0.1:1/5", "countdown", 0.1)
@@ -136,8 +136,8 @@ def test_self_delimited():
 
 @pytest.mark.parametrize("raised", ["start", "drive"])
 def test_a_chromium_that_cannot_start_or_be_driven_is_skip_not_error(monkeypatch, raised):
-    from conformance import browser
-    from conformance.scenarios import Context
+    from conformance.scenarios import browser
+    from conformance.scenarios.base import Context
 
     def fail(fn, limit):
         if raised == "start":

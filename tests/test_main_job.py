@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from conformance import schema
-from conformance.catalogue import CHECKS, load_all
+from conformance.checks.catalogue import CHECKS, load_all
 from targets import launcher
 from tests.test_browser import require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 load_all()
-# The seed's faults (shared/seed, DESIGN.md): chunked sent twice, which h11 rejects; the body
+# The seed's faults (shared/seed, docs/design.md): chunked sent twice, which h11 rejects; the body
 # sent to HEAD; Transfer-Encoding in a response to HTTP/1.0.
 SEED_MUST_FAULTS = {("webpy-seed", "framing.strict-parse"), ("webpy-seed", "framing.chunked-once"),
                     ("webpy-seed", "framing.head-no-body"), ("webpy-seed", "framing.http10-no-te")}

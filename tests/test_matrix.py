@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import CHECKS, INFO, load_all
-from conformance.run import Options, Run
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS, INFO, load_all
+from conformance.engine.run import Options, Run
+from conformance.analysis.target import Target
 from targets import launcher, matrix
 from targets.registry import BUILTINS, Builtin
 from processes import processes_tagged
@@ -218,7 +218,7 @@ def test_nginx_and_its_upstream_are_both_torn_down(monkeypatch):
         names = {Path(f"/proc/{p}/comm").read_text().strip() for p in pids if os.path.exists(f"/proc/{p}/comm")}
         # the wrapper, the upstream web.py app and nginx (master_process off: one process)
         assert len(pids) >= 3 and "nginx" in names, names
-        from conformance.recorder import record
+        from conformance.wire.recorder import record
         rec = record(f"{server.base_url}/2", timeout=5)
         assert rec.status == 200 and b"Lift off" in rec.body and rec.header_values("server")[0].startswith("nginx")
     finally:

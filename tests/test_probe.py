@@ -1,7 +1,7 @@
 """The probe (``conformance.probe``): what it writes, how the judge side reads it back, and the
 probe live under a WSGI server, an ASGI server, standalone, and mounted in Flask and FastAPI.
 
-Live streams run at 400 ms writes (README, "Stability": a few targets at once); what is asserted
+Live streams run at 400 ms writes (docs/guide.md, "Stability": a few targets at once); what is asserted
 is what the probe controls (its schedule and timestamps, recognised from the body) and that each
 write arrived on its own, within the burst margin of its schedule.
 """
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from conformance import probe
 from conformance.probe import (PROFILES, ProbeRequest, arrival_times, clock_offset, parse_request, recognise, write,
                                write_delays)
-from conformance.recorder import record
-from conformance.recording import Piece, Recording
+from conformance.wire.recorder import record
+from conformance.wire.recording import Piece, Recording
 from targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def test_recognise_every_profile(profile):
 
 def test_countdown_is_the_countdown_protocol():
     """The suite's countdown reader finds every group in the probe's countdown."""
-    from conformance.timing import countdown_group_offsets
+    from conformance.analysis.units import countdown_group_offsets
     body, ends = body_of("countdown", 4)
     offsets = countdown_group_offsets(body, 4)
     assert None not in offsets

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from conformance import recorder, tolerant
-from conformance.recorder import BadURL, Exchange, parse_url, record
-from conformance.recording import REDACTED, Piece, Recording
+from conformance.wire import recorder, tolerant
+from conformance.wire.recorder import BadURL, Exchange, parse_url, record
+from conformance.wire.recording import REDACTED, Piece, Recording
 from tests.scripted import CLOSE, HOLD, RESET, SYNC, ClientReads, Pause, ScriptedServer, make_tls
 
 OK_CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"

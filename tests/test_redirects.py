@@ -1,4 +1,4 @@
-"""Redirects (conformance/redirects.py): none is followed unless asked, and when asked, the
+"""Redirects (conformance/wire/redirects.py): none is followed unless asked, and when asked, the
 ``--header`` values (credentials) never go to another origin. Credentials in a URL are sent and
 never shown.
 

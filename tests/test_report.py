@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conformance import schema
-from conformance.recording import Piece, Read, Recording
+from conformance.wire.recording import Piece, Read, Recording
 from conformance.report import write_html
 from conformance.report.text import escape_bytes, visible
 from targets import launcher
@@ -38,7 +38,7 @@ def run_suite(report_dir: Path, junit: Path, *target_args: str) -> subprocess.Co
     # the report shows its recordings like any other non-wire recording (see the broken-dir test).
     cmd = [sys.executable, "-m", "pytest", "conformance", "--time-scale", TIME_SCALE, *target_args,
            "--skip-check", "browser.",
-           "--report-dir", str(report_dir), "-p", "no:cacheprovider", "-p", "conformance.report.junit_hooks",
+           "--report-dir", str(report_dir), "-p", "no:cacheprovider", "-p", "conformance.plugin.junit_hooks",
            "--junitxml", str(junit), "-q", "--timeout", "5"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 1), f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import browser
-from conformance.browser import BrowserRecording, PageRecord, StreamRecord
+from conformance.scenarios import browser
+from conformance.scenarios.browser import BrowserRecording, PageRecord, StreamRecord
 from conformance.report import write_html
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budget import UNSAFE_DEFAULT, make_plan
-from conformance.recording import Recording
-from conformance.request import RequestError, body_summary, from_options, parse_curl
-from conformance.target import Target
-from conformance.units import ndjson_units, sse_units, unit_metrics
+from conformance.scenarios.budget import UNSAFE_DEFAULT, make_plan
+from conformance.wire.recording import Recording
+from conformance.wire.request import RequestError, body_summary, from_options, parse_curl
+from conformance.analysis.target import Target
+from conformance.analysis.llm_units import ndjson_units, sse_units, unit_metrics
 from targets import launcher, llm
 from targets.nginx import find_nginx
 
@@ -352,7 +352,7 @@ json = {{ model = "m", stream = true, messages = [{{ role = "user", content = "H
 
 
 def test_cadence_of_a_fast_stream_without_a_schedule_is_continuous_not_stalled():
-    from conformance.catalogue import CHECKS, load_all
+    from conformance.checks.catalogue import CHECKS, load_all
     load_all()
     events = [data for _, data in llm.openai_units(40)]
     fast = recording_of([(0.05 + 0.05 * i, e) for i, e in enumerate(events)])   # tokens 50 ms apart

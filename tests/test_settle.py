@@ -1,4 +1,4 @@
-"""Scenarios do not poison each other (conformance/settle.py): a server that serves one connection
+"""Scenarios do not poison each other (conformance/engine/settle.py): a server that serves one connection
 at a time and keeps producing after its client leaves (targets/controls.py, ``serial-held``) is
 judged on its own answers, never on the suite's own load.
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import settle
-from conformance.catalogue import CHECKS, Finding, load_all
-from conformance.recording import Recording
-from conformance.scenarios import Context
-from conformance.target import Target
+from conformance.engine import settle
+from conformance.checks.catalogue import CHECKS, Finding, load_all
+from conformance.wire.recording import Recording
+from conformance.scenarios.base import Context
+from conformance.analysis.target import Target
 from targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def test_what_a_scenario_left_behind():
     refused = Recording("get", "http://x/", error="connection refused by x:80")
     assert settle.left_behind("get", done) is None and settle.left_behind("get", refused) is None
     assert settle.left_behind("head", cut) == "the 'head' scenario's stream, closed by the suite (timeout)"
-    from conformance.conditions import Concurrent, Stream
+    from conformance.scenarios.conditions import Concurrent, Stream
     streams = [Stream(f"stream {i}", "http://x/", "stream", 0.0, rec=r) for i, r in enumerate([done, cut, cut])]
     assert settle.left_behind("concurrent", Concurrent("concurrent", streams)) == \
         "the 'concurrent' scenario's 3 streams at once, 2 closed before the server ended them"

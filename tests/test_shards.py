@@ -17,17 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from conformance import catalogue, schema
-from conformance.distributed import plan, scope_of, target_scope
-from conformance.shards import MergeError, merge_documents
-from conformance.usage import GROUPS, plugin_options
+from conformance.checks import catalogue
+
+from conformance import schema
+from conformance.plugin.distributed import plan, scope_of, target_scope
+from conformance.report.shards import MergeError, merge_documents
+from conformance.plugin.usage import GROUPS, plugin_options
 from targets import launcher
 from targets.controls import Exchange, serve_requests
 
 pytest.importorskip("xdist")
 
 ROOT = Path(__file__).resolve().parent.parent
-# 100 ms items, as tests/test_cli.py (README, "Stability"); the browser has tests of its own.
+# 100 ms items, as tests/test_cli.py (docs/guide.md, "Stability"); the browser has tests of its own.
 FAST = ["--time-scale", "0.1", "--count", "4", "--skip-check", "browser."]
 TWO = ["--target", "control-stream", "--target", "control-buffered"]
 

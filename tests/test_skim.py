@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from conformance.tolerant import TolerantParser
+from conformance.wire.tolerant import TolerantParser
 
 HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -66,9 +66,9 @@ def record_in_memory(reads: list[bytes], direct: bool, mirror: bool = True, read
     """What the recorder makes of these reads (no socket): its parse state fed read by read as
     ``_read`` feeds it, with or without h11's body reader called straight, with or without the
     shadow mirroring h11 (without: the shadow reads everything in full, as before the fast path)."""
-    from conformance import recorder
-    from conformance.recorder import Exchange, _ParseState, _request, parse_url, request_headers
-    from conformance.recording import Recording
+    from conformance.wire import recorder
+    from conformance.wire.recorder import Exchange, _ParseState, _request, parse_url, request_headers
+    from conformance.wire.recording import Recording
     ep, ex = parse_url("http://x/"), Exchange()
     _, conn = _request(ep, ex, request_headers(ep, ex))
     rec = Recording("get", "http://x/")

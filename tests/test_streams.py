@@ -2,7 +2,7 @@
 streams", each run as a new user runs it, ``python -m conformance URL`` with no other option, at
 the stream's own timing. Verdicts, exit codes and the run's wall time are asserted.
 
-Margins (README, "Timing margins", the schedule-free rule): the token stream's longest pause is
+Margins (docs/guide.md, "Timing margins", the schedule-free rule): the token stream's longest pause is
 250 ms, a quarter of the 1 s silence a held release needs; the held and buffered streams release
 after silences of 1.6-5.7 s, at least 1.5 times it. The gzip tail is held 500 ms, twice the
 250 ms a cut-open event needs.
@@ -136,7 +136,7 @@ def test_a_head_held_for_the_first_write_under_compression_warns(runs):
 
 @pytest.mark.parametrize("profile", ["sse", "ndjson"])
 def test_a_number_at_the_end_of_a_stream_url_is_not_a_countdown_length(profile):
-    from conformance.target import Target
+    from conformance.analysis.target import Target
     t = Target("t", "http://h/events/5", profile, None)
     assert t.countdown_length is None
     assert Target("t", "http://h/5", "countdown", 1.0).countdown_length == 5

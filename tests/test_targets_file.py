@@ -1,10 +1,10 @@
-"""Targets files (DESIGN.md's TOML format): what a valid file gives, and that every mistake is
+"""Targets files (docs/design.md's TOML format): what a valid file gives, and that every mistake is
 reported with the file, the line and the key (a usage error, exit 4, before anything starts)."""
 from pathlib import Path
 
 import pytest
 
-from conformance.targets_file import load
+from conformance.engine.targets_file import load
 
 GOOD = '''\
 # two remote targets

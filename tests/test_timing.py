@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from conformance.catalogue import CHECKS, load_all
-from conformance.recording import Piece, Recording
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS, load_all
+from conformance.wire.recording import Piece, Recording
+from conformance.analysis.target import Target
 from targets.controls import countdown_schedule
 
 load_all()

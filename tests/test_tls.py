@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.recorder import record
+from conformance.wire.recorder import record
 from targets import launcher
 
 x509 = pytest.importorskip("cryptography.x509")

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from conformance.recording import HEAD_LIMIT, Piece
-from conformance.tolerant import SIZE_LINE_LIMIT, TolerantParser, not_http
+from conformance.wire.recording import HEAD_LIMIT, Piece
+from conformance.wire.tolerant import SIZE_LINE_LIMIT, TolerantParser, not_http
 
 HEAD_CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
 

@@ -3,13 +3,13 @@
 All targets run in one ``Run`` (as the product runs them: servers first, then recordings side
 by side), at a 200 ms producer interval with a 6-item countdown (about 35 targets
 side by side, each with several streams at once: the margins need the room). The margins behind these
-verdicts are ``conformance.timing.Margins``; the 20 ms cases are in ``test_fast_intervals.py``.
+verdicts are ``conformance.analysis.timing.Margins``; the 20 ms cases are in ``test_fast_intervals.py``.
 """
 import pytest
 
-from conformance.catalogue import CHECKS
-from conformance.run import Options, Run
-from conformance.target import Target
+from conformance.checks.catalogue import CHECKS
+from conformance.engine.run import Options, Run
+from conformance.analysis.target import Target
 from targets.registry import BUILTINS
 from verdicts import BASELINE, DIFFERENCES, expected
 

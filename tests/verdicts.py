@@ -7,7 +7,7 @@ able to fail and able to pass (``test_every_check_can_pass_and_fail``). The clie
 NDJSON controls (``targets/client_controls.py``: random gaps, a held SSE stream, a client's read
 size) run at their own pace in ``tests/test_clients.py``.
 """
-from conformance.catalogue import CHECKS, INFO, load_all
+from conformance.checks.catalogue import CHECKS, INFO, load_all
 
 load_all()
 

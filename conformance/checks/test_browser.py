@@ -1,10 +1,10 @@
 """Browser — does a real browser get the content as it arrives?
 
-Headless Chromium (Debian's, driven with Playwright; see ``conformance/browser.py``) loads the
+Headless Chromium (Debian's, driven with Playwright; see ``conformance/scenarios/browser.py``) loads the
 target's countdown page. An observer injected before the page's first byte records when each of
 the countdown's groups enters the DOM and when it is painted, on the page's own clock. The DOM
 times are grouped into bursts with the same rule and margins as ``delivery.progressive``
-(``conformance.timing.split_bursts`` and ``Margins``), and so are the paint times: a page shown
+(``conformance.analysis.timing.split_bursts`` and ``Margins``), and so are the paint times: a page shown
 all at the end, though every byte was sent on time, is what users of a streaming endpoint
 actually see when something holds it (a proxy, a charset prescan, MIME sniffing).
 
@@ -23,15 +23,13 @@ Chromium sent and the Content-Encoding it got.
 """
 from dataclasses import replace
 
-from conformance.browser import page_record, progress, timeline
-from conformance.catalogue import SHOULD, Finding, check, failed, passed
+from conformance.analysis.figures import ms
+from conformance.analysis.inferred import DECIDE
+from conformance.analysis.timing import Margins, median
+from conformance.analysis.units import countdown_count
+from conformance.checks.catalogue import SHOULD, Finding, check, failed, passed
 from conformance.checks.test_clients import judge_client
-from conformance.inferred import DECIDE
-from conformance.timing import Margins, countdown_count, median
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+from conformance.scenarios.browser import page_record, progress, timeline
 
 
 def at(times) -> str:
@@ -54,7 +52,7 @@ def hold_times(page) -> list[tuple[str, float]]:
        "A real browser gets the content as it arrives: in headless Chromium the countdown's items "
        "enter the DOM and are painted in as many separate bursts as the producer has separate writes "
        "in time, not all at the end; an SSE stream's events reach an EventSource, and NDJSON lines "
-       "or bytes a fetch() body reader, on the producer's schedule.", scenario="browser", needs_success=False)
+       "or bytes a fetch() body reader, on the producer's schedule.", scenario="browser", needs_success=False, held_by_a_hold=True)
 def test_progressive_render(rec, target):
     """Headless Chromium gets the content item by item, event by event, not all at the end."""
     if rec.skip_reason:

@@ -14,10 +14,11 @@ the engine's own: the finding says so, with the engine's documented threshold wh
 
 An engine that is not installed is ``skip`` with its install hint, never a failure.
 """
-from conformance.browser import group_index
-from conformance.catalogue import CHECKS, SHOULD, check
-from conformance.engines import ENGINES, WEBKIT_BUGS, WEBKIT_PARTIAL_BYTES  # noqa: F401 (registers the scenarios)
-from conformance.timing import Margins, countdown_group_offsets, split_bursts
+from conformance.scenarios.browser import group_index
+from conformance.checks.catalogue import CHECKS, SHOULD, check
+from conformance.scenarios.engines import ENGINES, WEBKIT_BUGS, WEBKIT_PARTIAL_BYTES  # noqa: F401 (registers the scenarios)
+from conformance.analysis.units import countdown_group_offsets
+from conformance.analysis.timing import Margins, split_bursts
 
 REQUIREMENT = ("A real browser gets the content as it arrives: in headless {label} the countdown's items enter "
                "the DOM and are painted in as many separate bursts as the producer has separate writes in time, "
@@ -99,8 +100,8 @@ def engine_findings(rec, target, finding, engine) -> None:
                  f"come ({WEBKIT_BUGS})")
         why = (f"{wire_said}, but nothing entered WebKit's DOM until {first_dom:.2f} s, when the raw recorder had "
                f"{len(had)} of {len(wire)} groups (about {body_had} bytes of the {total}-byte body): {cause}")
-        fix = (f"send at least 1 KiB before the first item that must show, as rendered text (it may be off-screen, "
-               f"e.g. a div at left:-10000px): WebKit then parses and paints each piece as it comes (measured)")
+        fix = ("send at least 1 KiB before the first item that must show, as rendered text (it may be off-screen, "
+               "e.g. a div at left:-10000px): WebKit then parses and paints each piece as it comes (measured)")
     elif engine.startswith("WebKit"):
         cause = ("WebKit paints a partial document only once it is visually non-empty (enough rendered text; "
                  "comments, whitespace and markup do not count): until then, or the load's end, nothing is painted")

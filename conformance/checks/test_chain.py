@@ -1,22 +1,18 @@
 """The chain — what the hops in front of the origin (proxy, CDN, middleware) add.
 
 Judged with ``--reference ORIGIN_URL``: the origin and the target are recorded at the same time
-with the same request (``conformance/chain.py``), their events matched by content, and each
+with the same request (``conformance/scenarios/chain.py``), their events matched by content, and each
 event's arrival through the chain compared with its arrival straight from the origin. RFC 9110
 §7.6 lets an intermediary forward a message as it receives it; RFC 9112 §7.1's chunked framing
 means nothing obliges one to hold it.
 """
-from conformance.catalogue import MUST, Finding, check, failed, passed, skipped
-from conformance.chain import CODINGS, HINT, compare
-from conformance.codings import BROWSER_ACCEPT_ENCODING
-from conformance.timing import median
-
+from conformance.analysis.figures import ms
+from conformance.analysis.timing import median
+from conformance.checks.catalogue import MUST, Finding, check, failed, passed, skipped
+from conformance.scenarios.chain import CODINGS, HINT, compare
+from conformance.wire.codings import BROWSER_ACCEPT_ENCODING
 
 LABELS = {"identity": "identity", "compressed": f"Accept-Encoding: {BROWSER_ACCEPT_ENCODING}"}
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms".replace("-0 ms", "0 ms")
 
 
 def summary(c) -> str:
@@ -45,7 +41,7 @@ def summary(c) -> str:
 @check("delivery.chain", MUST, "suite rule (RFC 9110 §7.6, RFC 9112 §7.1)",
        "The chain in front of the origin adds no holding: each event reaches the client about when "
        "it leaves the origin (within half an interval, or the scheduling noise and two round trips), "
-       "and in no burst the origin did not send.", scenario="chain", needs_success=False)
+       "and in no burst the origin did not send.", scenario="chain", needs_success=False, timed=True)
 def test_chain(chain, target):
     """Each event reaches the client through the chain about when the origin sends it."""
     if chain.skip:

@@ -4,9 +4,9 @@ A stream that is correct on the wire can still fail for real clients: httpx (und
 SDKs, LLM clients among them) rejects framing that browsers and curl let through; a client's
 own default Accept-Encoding gets a compressed answer that a gzip layer holds; a client's default
 read size waits for bytes that the server sent long ago. Each client check reads the target as
-that client's users do (``conformance/clients.py``) and judges when each event, line or piece
+that client's users do (``conformance/scenarios/clients.py``) and judges when each event, line or piece
 reached the *caller* with the suite's own delivery judges (``delivery.first-byte``,
-``delivery.progressive``, their margins in ``conformance.timing``). When the caller's view is
+``delivery.progressive``, their margins in ``conformance.analysis.timing``). When the caller's view is
 held, the finding says where: in the client (its own socket got the bytes on time), under the
 content coding the client asked for (the raw recorder's identity GET streams), or in the server.
 """
@@ -14,13 +14,14 @@ import bisect
 import re
 import statistics
 
-from conformance import inferred
-from conformance.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
-from conformance.checks.test_delivery_conditions import ms, streams_on_time
-from conformance.clients import record_httpx  # noqa: F401  (registers the client scenarios)
-from conformance.codings import content_codings, decode
-from conformance.losses import compare
-from conformance.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
+from conformance.analysis import inferred
+from conformance.analysis.figures import ms
+from conformance.analysis.losses import compare
+from conformance.checks.catalogue import CHECKS, SHOULD, Finding, check, failed, passed, skipped
+from conformance.checks.test_delivery_conditions import streams_on_time
+from conformance.scenarios.clients import record_httpx  # noqa: F401  (registers the client scenarios)
+from conformance.scenarios.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
+from conformance.wire.codings import content_codings, decode
 
 # What a client's parser says, and which framing finding explains it.
 EXPLANATIONS = [
@@ -98,12 +99,8 @@ def _lags(run, target) -> dict:
     return out
 
 
-def _ms(seconds: float) -> str:
-    return f"{round(seconds * 1000) + 0:d} ms"   # + 0: no "-0 ms"
-
-
 def _lag_text(values: list[float], what: str) -> str:
-    return (f"{what}: median {_ms(statistics.median(values))}, max {_ms(max(values))} over {len(values)} "
+    return (f"{what}: median {ms(statistics.median(values))}, max {ms(max(values))} over {len(values)} "
             "events") if values else ""
 
 
@@ -249,7 +246,7 @@ def lost_where(run, target, name: str) -> str:
 
 def loss_of(run, target):
     """Fewer units reached the caller than the raw recorder's GET of the same run delivered
-    (``conformance.losses.Loss``), or None."""
+    (``conformance.analysis.losses.Loss``), or None."""
     rec = run.primary
     return compare(rec, run.reference, target.profile or target.profile_for(rec), target.countdown_length)[0]
 
@@ -300,13 +297,13 @@ def judge_client(run, target, name: str) -> Finding:
     if late is not None:
         metrics.update(lag_vs_raw_limit_s=round(late["limit"], 4))
     if verdict != "fail" and late is not None and late["median"] > late["limit"]:
-        pace = (f"half the producer's interval ({_ms(late['interval'])})" if late["given"] else
-                f"half the raw GET's own pace ({_ms(late['interval'])} between releases)" if late["interval"] else
+        pace = (f"half the producer's interval ({ms(late['interval'])})" if late["given"] else
+                f"half the raw GET's own pace ({ms(late['interval'])} between releases)" if late["interval"] else
                 "a hold's silence: no pace to go by")
         return failed(f"{how} ({heads}): the caller got {read} late: {late['units']} {units} matched by content "
-                      f"reached it a median {_ms(late['median'])} (at most {_ms(max(late['lags']))}) after the raw "
+                      f"reached it a median {ms(late['median'])} (at most {ms(max(late['lags']))}) after the raw "
                       f"recorder's GET of the same URL got them (each counted from its response head), more than "
-                      f"{_ms(late['limit'])} ({pace}, at least 250 ms and two noise windows); on their own they came evenly ({observed}). "
+                      f"{ms(late['limit'])} ({pace}, at least 250 ms and two noise windows); on their own they came evenly ({observed}). "
                       f"{_where_held(run, target, name)}", expected, **metrics)
     if ok:
         return passed(f"{how} ({heads}): {read} reached the caller on time" + (f"; {lag}" if lag else "") + anyway,
@@ -320,7 +317,7 @@ def judge_client(run, target, name: str) -> Finding:
 @check("client.httpx", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "httpx, the Python client under many SDKs, as its users run it (its default headers, decoded "
        "iteration, lines for NDJSON, httpx-sse events for SSE), reads the whole response, and each "
-       "event reaches the caller progressively.", scenario="httpx", needs_success=False)
+       "event reaches the caller progressively.", scenario="httpx", needs_success=False, timed=True, held_by_a_hold=True)
 def test_httpx(run, target):
     """httpx as users run it reads the whole response, and each event reaches the caller on time."""
     return judge_client(run, target, "httpx")
@@ -329,7 +326,7 @@ def test_httpx(run, target):
 @check("client.requests", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "requests (urllib3) as its users run it (stream=True, iter_lines() for SSE and NDJSON, "
        "iter_content() otherwise, their default sizes) reads the whole response, and each event "
-       "reaches the caller progressively.", scenario="requests", needs_success=False)
+       "reaches the caller progressively.", scenario="requests", needs_success=False, timed=True, held_by_a_hold=True)
 def test_requests(run, target):
     """requests as users run it reads the whole response, and each event reaches the caller on time."""
     return judge_client(run, target, "requests")
@@ -338,7 +335,7 @@ def test_requests(run, target):
 @check("client.node-fetch", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
        "Node's built-in fetch (undici, with its strict llhttp parser) reading the body stream "
        "(response.body.getReader()) reads the whole response, and each chunk reaches the caller "
-       "progressively.", scenario="node-fetch", needs_success=False)
+       "progressively.", scenario="node-fetch", needs_success=False, timed=True, held_by_a_hold=True)
 def test_node_fetch(run, target):
     """Node's fetch reads the whole response, and each chunk reaches the caller on time."""
     return judge_client(run, target, "Node's fetch")
@@ -346,7 +343,7 @@ def test_node_fetch(run, target):
 
 @check("delivery.h2", SHOULD, "RFC 9113 §8.1, suite rule",
        "The content also arrives progressively over HTTP/2: DATA frames follow the producer's "
-       "writes (https targets that offer h2 in ALPN).", scenario="h2", needs_success=False)
+       "writes (https targets that offer h2 in ALPN).", scenario="h2", needs_success=False, timed=True, held_by_a_hold=True)
 def test_h2(rec, target):
     """Over HTTP/2 (when offered), the content still arrives progressively."""
     if rec.error:

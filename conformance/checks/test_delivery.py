@@ -1,23 +1,20 @@
 """Delivery — does the body arrive as the producer writes it?
 
 Judged against the producer's schedule (the countdown's, or ``--interval`` and
-``--expect-bursts`` for other bodies) with the margins in ``conformance.timing.Margins``; without
-an interval, by the schedule-free rule of ``conformance.inferred`` (its units: SSE events, NDJSON
+``--expect-bursts`` for other bodies) with the margins in ``conformance.analysis.timing.Margins``; without
+an interval, by the schedule-free rule of ``conformance.analysis.inferred`` (its units: SSE events, NDJSON
 lines, countdown items, reads), which says ``warn`` where the stream alone cannot decide. These are
 the suite's own requirements; RFC 9112 §7.1 is what makes them possible: chunked framing lets a
 sender transfer content of unknown length "as a series of chunks", so nothing obliges a server
 or proxy to hold it.
 """
-from conformance import inferred
-from conformance.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
-from conformance.timing import median
+from conformance.analysis import inferred
+from conformance.analysis.figures import ms
+from conformance.analysis.timing import median
+from conformance.checks.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
 
 WRITES = {"countdown": "the countdown's {n} timed writes", "sse": "{n} events", "ndjson": "{n} lines",
           "bytes": "{n} writes"}
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def notes(d) -> str:
@@ -38,7 +35,7 @@ def _r(x):
 @check("delivery.first-byte", MUST, "suite rule (RFC 9112 §7.1)",
        "The first body bytes arrive about when the producer first writes them, not when it "
        "finishes: within one round trip plus two producer intervals (at least 0.2 s, at most half "
-       "the producer's schedule).")
+       "the producer's schedule).", timed=True, held_by_a_hold=True)
 def test_first_byte(rec, target):
     """The first body bytes are not held until the producer finishes."""
     d = target.delivery(rec)
@@ -60,7 +57,7 @@ def test_first_byte(rec, target):
 @check("delivery.progressive", MUST, "suite rule (RFC 9112 §7.1)",
        "The body arrives in as many separate bursts as the producer has separate writes in time: "
        "no burst may carry more of the producer's writes than scheduling jitter and the round trip "
-       "can merge.")
+       "can merge.", timed=True, held_by_a_hold=True)
 def test_progressive(rec, target):
     """The body arrives in separate bursts, not all at once or in a few big ones."""
     d = target.delivery(rec)
@@ -68,7 +65,7 @@ def test_progressive(rec, target):
         return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
     if d.free is not None:
         finding = free_finding(d, False, "no release held back: units arrive as they complete "
-                               "(README, \"Timing margins\", the schedule-free rule)")
+                               "(docs/guide.md, \"Timing margins\", the schedule-free rule)")
         need = target.expect_bursts
         if need and finding.verdict == "pass" and len(d.free.releases) < need:   # --expect-bursts
             return failed(f"{finding.observed}; {len(d.free.releases)} releases where --expect-bursts asks for "
@@ -95,7 +92,7 @@ def test_progressive(rec, target):
 
 
 @check("delivery.cadence", SHOULD, "suite rule",
-       "Gaps between bursts follow the producer's interval, with no long stall.")
+       "Gaps between bursts follow the producer's interval, with no long stall.", timed=True, held_by_a_hold=True)
 def test_cadence(rec, target):
     """Arrivals keep the producer's rhythm: median gap near the interval, no stall."""
     d = target.delivery(rec)
@@ -140,7 +137,7 @@ def _free_cadence(d) -> Finding:
 
 @check("delivery.chunk-per-write", INFO, "RFC 9112 §7.1",
        "The chunked transfer coding wraps content in order to transfer it as a series of chunks, "
-       "each with its own size indicator.")
+       "each with its own size indicator.", timed=True)
 def test_chunk_per_write(rec, target):
     """How the producer's writes map to chunks and reads."""
     chunks = sum(p.chunk_start for p in rec.pieces)

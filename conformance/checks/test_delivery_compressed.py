@@ -1,20 +1,17 @@
 """Delivery as browsers request it — compression and the response head.
 
-Both checks read the ``get-compressed`` scenario (``conformance.compressed``): the GET a browser
+Both checks read the ``get-compressed`` scenario (``conformance.scenarios.compressed``): the GET a browser
 sends (``Accept-Encoding: gzip, deflate, br, zstd`` and the profile's ``Accept``), compared with
 the identity GET recorded first. Compression that holds a stream is the most common real fault,
 and every browser user sees it, so a hold under compression is a MUST failure, not a note.
 """
-from conformance.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.analysis.figures import ms
+from conformance.analysis.inferred import FreeMargins
+from conformance.checks.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
 from conformance.checks.test_delivery_conditions import as_finding, streams_on_time
-from conformance.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decode
-from conformance.losses import WORDS, compare, unit_count
-from conformance.compressed import SCENARIO
-from conformance.inferred import FreeMargins
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+from conformance.analysis.losses import WORDS, compare, unit_count
+from conformance.scenarios.compressed import SCENARIO
+from conformance.wire.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decode
 
 
 READERS = {
@@ -57,7 +54,7 @@ def content_lost(d, rec, identity, target, metrics: dict) -> str:
        "content still arrives as the producer writes it: a compressing layer flushes what it has, "
        "it does not hold the content to compress it better. And it carries what the identity request "
        "delivers: the coded stream decodes to its end, nothing uncoded follows it, no unit is missing.",
-       scenario=SCENARIO)
+       scenario=SCENARIO, timed=True, held_by_a_hold=True)
 def test_compressed(seq, target):
     """Under the compression a browser asks for, the decoded content still streams."""
     rec, identity = seq.exchanges[0], getattr(seq, "identity", None)
@@ -106,7 +103,7 @@ def test_compressed(seq, target):
        "The response head is sent when the response starts, not held until the first body byte: a "
        "client (and a browser's EventSource) learns the status and the media type at once, and a "
        "proxy's or compressor's buffering of the head shows where a producer's first write is late.",
-       scenario=SCENARIO)
+       scenario=SCENARIO, timed=True)
 def test_head_early(seq, target):
     """The head is not held until the producer's first write."""
     held, seen, held_for = [], [], []

@@ -1,20 +1,17 @@
 """Delivery under real conditions — HTTP/1.0, several streams, a large body, a client that goes
 away, and a second exchange on the same connection (compression: ``test_delivery_compressed``).
 
-Each judge reads one scenario of ``conformance.conditions`` and applies the same burst analysis
-and margins as the plain delivery checks (``conformance.timing``, or the schedule-free rule of
-``conformance.inferred``) to what that condition delivers: the HTTP/1.0 body, every one of
+Each judge reads one scenario of ``conformance.scenarios.conditions`` and applies the same burst analysis
+and margins as the plain delivery checks (``conformance.analysis.timing``, or the schedule-free rule of
+``conformance.analysis.inferred``) to what that condition delivers: the HTTP/1.0 body, every one of
 several streams on its own.
 """
-import conformance.compressed  # noqa: F401 - registers the get-compressed scenario persistent-reuse reads
-from conformance.catalogue import CHECKS, MUST, SHOULD, Finding, check, failed, passed, skipped
-from conformance.conditions import MIB, stream_target, writes_after
-from conformance.inferred import FreeMargins
-from conformance.timing import BodyMargins, Margins
-
-
-def ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+import conformance.scenarios.compressed  # noqa: F401 - registers the get-compressed scenario persistent-reuse reads
+from conformance.analysis.figures import ms
+from conformance.analysis.inferred import FreeMargins
+from conformance.analysis.timing import BodyMargins, Margins
+from conformance.checks.catalogue import CHECKS, MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.scenarios.conditions import MIB, stream_target, writes_after
 
 
 def mib(n) -> str:
@@ -46,7 +43,7 @@ def as_finding(verdict: str, observed: str, expected: str, **metrics) -> Finding
 
 @check("delivery.http10", SHOULD, "suite rule (RFC 9112 §6.1, §6.3)",
        "An HTTP/1.0 client, which cannot receive chunked framing, still gets the content as it is "
-       "produced: a close-delimited body can stream as well as a chunked one.", scenario="get-http10")
+       "produced: a close-delimited body can stream as well as a chunked one.", scenario="get-http10", timed=True, held_by_a_hold=True)
 def test_http10(rec, target):
     """An HTTP/1.0 client still gets the content progressively."""
     verdict, observed, metrics = streams_on_time(rec, target)
@@ -91,7 +88,7 @@ def test_persistent_reuse(seq, target):
 @check("delivery.concurrent", MUST, "suite rule (RFC 9112 §9)",
        "Several streams at once each progress on their own, as a page that opens several (the "
        "seed's holder page opens five) needs: every stream's first bytes arrive on its own "
-       "producer's schedule, never after another stream's end.", scenario="concurrent")
+       "producer's schedule, never after another stream's end.", scenario="concurrent", timed=True, held_by_a_hold=True)
 def test_concurrent(result, target):
     """Several streams at once each arrive progressively; none waits for another."""
     problems, seen, metrics = [], [], {}
@@ -161,7 +158,7 @@ def test_concurrent(result, target):
 
 @check("delivery.large-body", MUST, "suite rule (RFC 9112 §6.3)",
        "A large body streams: its first byte does not wait for the whole body, neither side's memory "
-       "grows with it, and all of it arrives.", scenario="large", needs_success=False)
+       "grows with it, and all of it arrives.", scenario="large", needs_success=False, timed=True)
 def test_large_body(dl, target):
     """A large body streams with an early first byte and bounded memory on both sides."""
     if dl.skip:
@@ -220,7 +217,7 @@ def test_large_body(dl, target):
 @check("delivery.disconnect", SHOULD, "suite rule",
        "When the client goes away, the server stops producing: the producer writes at most twice "
        "more (its next write is still accepted, the one after fails), about two of its intervals.",
-       scenario="disconnect", needs_success=False)
+       scenario="disconnect", needs_success=False, watches=True, timed=True)
 def test_disconnect(probe, target):
     """When the client goes away, the server stops producing."""
     if probe.skip:

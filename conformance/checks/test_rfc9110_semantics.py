@@ -2,8 +2,8 @@
 import re
 from itertools import accumulate
 
-from conformance.catalogue import MUST, SHOULD, check, failed, passed, skipped
-from conformance.scenarios import head_listen_s
+from conformance.checks.catalogue import MUST, SHOULD, check, failed, passed, skipped
+from conformance.scenarios.base import head_listen_s
 
 META_CHARSET = re.compile(rb"<meta[^>]+charset", re.I)
 
@@ -50,7 +50,7 @@ def test_head_no_body(rec, target):
 @check("framing.content-type", SHOULD, "RFC 9110 §8.3",
        "A sender that generates a message containing content SHOULD generate a Content-Type header "
        "field in that message unless the intended media type of the enclosed representation is "
-       "unknown to the sender.")
+       "unknown to the sender.", head_only=True)
 def test_content_type(rec, target):
     """Content-Type is sent; text without a charset is noted (browsers hold bytes to sniff one)."""
     values = rec.header_values("content-type")

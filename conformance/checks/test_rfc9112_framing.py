@@ -6,7 +6,7 @@ its framing says.
 """
 import re
 
-from conformance.catalogue import MUST, SHOULD, check, failed, passed, skipped
+from conformance.checks.catalogue import MUST, SHOULD, check, failed, passed, skipped
 
 CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?\r\n")
 TRAILER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n]*")
@@ -100,7 +100,7 @@ def test_chunked_once(rec, target):
 
 @check("framing.no-te-with-cl", MUST, "RFC 9112 §6.2",
        "A sender MUST NOT send a Content-Length header field in any message that contains a "
-       "Transfer-Encoding header field.")
+       "Transfer-Encoding header field.", head_only=True)
 def test_no_te_with_cl(rec, target):
     """No Content-Length beside Transfer-Encoding."""
     if not rec.header_values("transfer-encoding"):
@@ -114,7 +114,7 @@ def test_no_te_with_cl(rec, target):
 
 @check("framing.http10-no-te", MUST, "RFC 9112 §6.1",
        "A server MUST NOT send a response containing Transfer-Encoding unless the corresponding "
-       "request indicates HTTP/1.1 (or later minor revisions).", scenario="get-http10")
+       "request indicates HTTP/1.1 (or later minor revisions).", scenario="get-http10", head_only=True)
 def test_http10_no_te(rec, target):
     """An HTTP/1.0 request gets no Transfer-Encoding back."""
     if rec.header_values("transfer-encoding"):

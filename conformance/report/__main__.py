@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from conformance.report.html import write_html
+from conformance.report.shards import merge_main
 
 USAGE = """\
 usage: python -m conformance.report [REPORT_DIR]            rebuild report.html (default reports/latest)
@@ -16,7 +17,6 @@ usage: python -m conformance.report [REPORT_DIR]            rebuild report.html 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "merge":
-        from conformance.shards import merge_main
         return merge_main(args[1:])
     if len(args) > 1 or (args and args[0] in ("-h", "--help")):
         print(USAGE)

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conformance.recording import Recording
+from conformance.analysis.timing import analyse
+from conformance.analysis.units import countdown_count
 from conformance.report import text as tx
 from conformance.report import timeline
-from conformance.timing import analyse, countdown_count
+from conformance.scenarios.browser import report_view
+from conformance.wire.recording import Recording
 
 VERDICTS = ("pass", "fail", "warn", "info", "skip", "error")
 VERDICT_MEANING = {
@@ -28,7 +30,7 @@ VERDICT_MEANING = {
 EXIT_MEANING = {0: "nothing failed or errored", 1: "a check failed", 2: "interrupted", 4: "usage error",
                 5: "no check ran", 6: "a target could not be reached or judged"}
 SCENARIO_ORDER = ("get", "get-http10", "head")
-GROUP_ORDER = ("framing", "delivery", "browser", "client")   # the catalogue's order (DESIGN.md)
+GROUP_ORDER = ("framing", "delivery", "browser", "client")   # the catalogue's order (docs/design.md)
 RECORDING_HREF = re.compile(r"recordings/[A-Za-z0-9._-]+\.json")
 WIRE_HEAD_ROWS, WIRE_TAIL_ROWS = 200, 20
 WIRE_FIRST_BYTES, WIRE_LAST_BYTES = 40, 16
@@ -70,7 +72,7 @@ class RecordingView:
     headers: list[dict] = field(default_factory=list)
     trailers: list[tuple[str, str]] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)
-    browser: dict | None = None       # a browser recording's view (conformance.browser.report_view)
+    browser: dict | None = None       # a browser recording's view (conformance.scenarios.browser.report_view)
     notes: list[str] = field(default_factory=list)
     timeline: timeline.Timeline | None = None
     compact: timeline.Timeline | None = None
@@ -273,7 +275,7 @@ def _num(v) -> float | None:
 
 
 def _units_text(v) -> str:
-    """A reader's units (conformance.units) in one cell: count, first unit, gaps, merged."""
+    """A reader's units (conformance.analysis.llm_units) in one cell: count, first unit, gaps, merged."""
     m = dict(v.metrics)
     if not m.get("unit_count"):
         return ""
@@ -357,7 +359,6 @@ def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
     view.error = tx.visible(d["error"], tx.TEXT_CAP) if d.get("error") else None
     if str(d.get("scenario", "")).startswith("browser"):
         # times per group and the mid-way screenshot (a checked PNG data URI), not raw fields
-        from conformance.browser import report_view
         try:
             view.browser = report_view(d)
             return view

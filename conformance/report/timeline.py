@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from conformance.recording import Recording
+from conformance.analysis.timing import Delivery
 from conformance.report.text import clip, ms, size
-from conformance.timing import Delivery
+from conformance.wire.recording import Recording
 
 BUCKET_PX = 1.0                 # marks closer than this are merged
 CHAR_W = 6.4                    # rough width of a marker label character

@@ -1,0 +1,706 @@
+"""WebKit and Firefox beside Chromium: the same page and the same page script, in the two other
+engines users have, driven over WebDriver.
+
+- **WebKit** is Debian's WebKitGTK (the WebCore Safari uses): ``WebKitWebDriver`` (package
+  ``webkit2gtk-driver``) driven with Selenium (``selenium.webdriver.WebKitGTK``), which starts
+  WebKitGTK's ``MiniBrowser`` in automation mode. WebKitGTK 2.50's MiniBrowser has no headless
+  mode, so it draws into an ``Xvfb`` display the suite starts (``-displayfd``: X picks a free
+  display number).
+- **Firefox** is Debian's ``firefox-esr``, started headless with Marionette (its built-in
+  WebDriver, ``--marionette``; ``marionette.port`` 0 and the port read back from the profile's
+  ``MarionetteActivePort``), driven with Mozilla's own client, ``marionette_driver``. Debian has
+  no geckodriver, and Playwright's WebDriver BiDi driver for stock Firefox asks for commands
+  Firefox ESR 153 does not have (``emulation.setMediaFeaturesOverride``).
+
+Each engine is one process per run (``ENGINES``), started on first use (both at once when a run
+needs both: ``prestart``), shared by the targets' sessions one at a time, closed when idle for
+``IDLE_CLOSE_S``, at exit, and at once when a run is interrupted (``abort_all``, called by
+``conformance.run`` with Chromium's abort). Every process of an engine (the driver, the browser
+and its helpers, Xvfb) is in a process group of its own, and closing kills the group.
+
+What a session does, per profile (the same scripts Chromium runs: ``conformance.browser``):
+
+- countdown: the target's URL is loaded with the page load strategy ``none``; the suite polls
+  the page (``POLL_S``) and installs ``OBSERVER_JS`` (a ``MutationObserver`` and
+  ``requestAnimationFrame`` per new group) as soon as the new document is there. WebDriver has no
+  script that runs before a page's first byte, so a group already in the DOM when the observer
+  is installed is timed at the install (at most ``POLL_S`` plus a WebDriver round trip late);
+  later groups are timed by the observer itself. Neither engine has the Element Timing API: a
+  group's paint time is its next animation frame.
+- sse, ndjson, bytes: a page of the target's own origin is needed for the script to read the
+  stream same-origin (as the target's own pages do), and WebDriver cannot make one up as
+  Playwright does for Chromium: the engine loads ``BLANK_PATH`` from the target itself (one
+  extra GET of a path no target serves; its answer, typically a 404, is stopped at once and only
+  its origin is used), then runs ``STREAM_JS``. Its times are the script's ``performance.now()``,
+  seconds after the script called ``EventSource``/``fetch()`` (no DevTools here to say when the
+  request was sent).
+
+What the engines do differently (measured here on the controls; tests/test_engines.py):
+
+- WebKit does not parse a partial HTML document until about 512 bytes of it have come
+  (bugs.webkit.org 252413 and 265386): 10 pieces of 40 bytes, 0.5 s apart, enter its DOM all at
+  once when the body ends, where Chromium and Firefox show each piece as it comes. 1 KiB of
+  padding first (an HTML comment is enough) makes WebKit progressive.
+- ``EventSource`` and a ``fetch()`` body reader stream in all three.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from conformance.scenarios.browser import (BLANK_PATH, OBSERVER_JS, STREAM_JS, SSE_MEDIA, BrowserRecording, PageRecord,
+                                 StreamRecord, _fill, _first_line, _stream_budget, _stream_watch, sse_types)
+from conformance.wire.recording import BODY_KEEP, PIECES_KEEP, Recording
+from conformance.scenarios.base import Context, Scenario, register
+from conformance.analysis.target import MEDIA_PROFILES
+from conformance.analysis.units import countdown_count
+
+POLL_S = 0.01            # between two looks at a loading page
+IDLE_CLOSE_S = 30.0      # an engine unused this long is closed
+START_TIMEOUT_S = 60.0
+SETTLE_S = 1.0           # after the load: for the last animation frames
+WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
+WEBKIT_BROWSERS = ("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
+                   "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.0/MiniBrowser",
+                   "/usr/lib/aarch64-linux-gnu/webkit2gtk-4.1/MiniBrowser")
+FIREFOX_ENV, WEBKIT_ENV = "CONFORMANCE_FIREFOX", "CONFORMANCE_WEBKIT_DRIVER"
+# WebKit's documented hold of a partial HTML document (bytes), for the finding and the diagnosis
+WEBKIT_PARTIAL_BYTES = 512
+WEBKIT_BUGS = "bugs.webkit.org/show_bug.cgi?id=252413, bugs.webkit.org/show_bug.cgi?id=265386"
+# Firefox preferences for a machine without internet: nothing phones home, nothing updates
+FIREFOX_PREFS = {
+    "marionette.port": 0, "remote.prefs.recommended": True, "browser.shell.checkDefaultBrowser": False,
+    "app.update.disabledForTesting": True, "browser.startup.homepage_override.mstone": "ignore",
+    "datareporting.policy.dataSubmissionEnabled": False, "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "network.captive-portal-service.enabled": False, "network.connectivity-service.enabled": False,
+    "browser.safebrowsing.update.enabled": False, "extensions.update.enabled": False,
+    "network.http.http3.enable": False, "browser.cache.disk.enable": False,
+}
+
+# Polls a loading page: installs the observer in the new document (the one at `url` whose
+# navigation began after `after`, a page-clock wall time in ms) and says how far it got.
+POLL_JS = """
+const url = arguments[0], after = arguments[1];
+const fresh = performance.timeOrigin >= after && location.href !== "about:blank";
+if (fresh && document.documentElement && !window.__conformance) { %s }
+return {fresh: fresh, href: location.href, state: document.readyState, installed: !!window.__conformance,
+        origin: performance.timeOrigin, now: performance.now()};
+""" % OBSERVER_JS.strip().rstrip(";")
+
+COLLECT_JS = """
+const r = window.__conformance; if (!r) return null;
+const nav = performance.getEntriesByType('navigation')[0];
+return JSON.stringify(Object.assign({}, r, {nav: nav ? nav.toJSON() : null,
+  text: (document.documentElement ? document.documentElement.textContent : '').slice(0, 300)}));
+"""
+
+SETTLED_JS = """
+const r = window.__conformance;
+return !r || Object.values(r.groups).every(g => g.frame !== null);
+"""
+
+# STREAM_JS through WebDriver's asynchronous script: its result comes back as JSON text
+STREAM_ASYNC_JS = """
+const done = arguments[arguments.length - 1];
+(%s)(arguments[0]).then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e), events: []})));
+""" % STREAM_JS.strip()
+
+# A function run in the page's own global through a script element; the result comes back as a
+# DOM event's string detail (strings cross from the page to WebDriver's sandbox unchanged).
+PAGE_CALL_JS = """
+const [fn, arg, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const id = "cf-result-" + Math.random().toString(36).slice(2);
+document.addEventListener(id, e => done(e.detail), {once: true});
+const s = document.createElement("script");
+s.textContent = `(${fn})(${arg}).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))` +
+  `.then(t => document.dispatchEvent(new CustomEvent(${JSON.stringify(id)}, {detail: t})));`;
+(document.head || document.documentElement).appendChild(s);
+s.remove();
+"""
+
+STOP_JS = "return window.__cf_stop ? JSON.stringify(window.__cf_stop('deadline')) : null;"
+
+
+class EngineStartError(RuntimeError):
+    pass
+
+
+def _kill_group(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
+    """End a process we started and everything in its process group."""
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(wait)
+            # the group may outlive its leader (a browser's helpers): one more signal for them
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
+            continue
+        break
+    try:
+        proc.wait(1)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class Driver:
+    """What a session needs of a WebDriver client (Selenium's or Marionette's)."""
+
+    def navigate(self, url: str) -> None: ...
+    def execute(self, script: str, *args): ...
+    def execute_async(self, script: str, args: list, timeout: float): ...
+    def screenshot(self) -> bytes | None: ...
+
+    def page_call(self, fn: str, arg, timeout: float):
+        """``await (fn)(arg)`` as the page's own script, its result as JSON text."""
+        return self.execute_async(STREAM_ASYNC_JS, [arg], timeout)
+
+
+class Engine:
+    """One engine for the whole run: started on first use, one session at a time."""
+    name = ""          # "webkit", "firefox"
+    label = ""         # "WebKit", "Firefox"
+    scenario = ""
+    install_hint = ""
+
+    def __init__(self):
+        self._lock = threading.Lock()        # one session at a time; guards start and close
+        self._driver: Driver | None = None
+        self._procs: list[subprocess.Popen] = []
+        self._tmp: list[str] = []
+        self._aborted = False
+        self._idle: threading.Timer | None = None
+        self._insecure: bool | None = None
+        self.version = ""
+        self.start_s: float | None = None    # how long the last start took
+
+    # -- availability --------------------------------------------------------------------------
+    def missing(self) -> str | None:
+        """Why this engine cannot run here (None: it can)."""
+        raise NotImplementedError
+
+    def unavailable(self) -> str | None:
+        why = self.missing()
+        return f"{why}: {self.install_hint}" if why else None
+
+    # -- life --------------------------------------------------------------------------------------
+    def run(self, session, insecure: bool):
+        """``session(driver)`` with the engine started (a new browser session when the TLS policy
+        changes); the engine is closed when idle."""
+        with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+            if self._aborted:
+                raise EngineStartError("the run was interrupted")
+            if self._driver is None or self._insecure != insecure:
+                self._close_locked()
+                started = time.monotonic()
+                try:
+                    self._driver = self._start(insecure)
+                except EngineStartError:
+                    self._close_locked()
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    self._close_locked()
+                    raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
+                self._insecure = insecure
+                self.start_s = round(time.monotonic() - started, 3)
+            try:
+                return session(self._driver)
+            except Exception:
+                if self._aborted:
+                    self._close_locked()
+                raise
+            finally:
+                if not self._aborted and self._driver is not None:
+                    self._idle = threading.Timer(IDLE_CLOSE_S, self.close)
+                    self._idle.daemon = True
+                    self._idle.start()
+
+    def _start(self, insecure: bool) -> Driver:
+        raise NotImplementedError
+
+    def _quit(self) -> None:
+        """Ask the driver to end its session (best effort; the process groups are killed after)."""
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._driver is not None and not self._aborted:
+            try:
+                self._quit()
+            except Exception:  # noqa: BLE001 - the processes are killed next
+                pass
+        self._driver = None
+        self._insecure = None
+        procs, self._procs = self._procs, []
+        for p in reversed(procs):
+            _kill_group(p)
+        for d in self._tmp:
+            shutil.rmtree(d, ignore_errors=True)
+        self._tmp = []
+
+    def abort(self) -> None:
+        """The run was interrupted: kill the engine's processes now (a session in progress then
+        fails; no engine starts again until ``reset_abort``)."""
+        self._aborted = True
+        if self._idle is not None:
+            self._idle.cancel()
+        for p in list(self._procs):
+            _kill_group(p, grace=0.5)
+
+    def reset_abort(self) -> None:
+        self._aborted = False
+        if not self._lock.locked():
+            self.close()
+
+    def pids(self) -> list[int]:
+        """The process groups this engine runs now (for the suite's own tests)."""
+        return [p.pid for p in self._procs if p.poll() is None]
+
+    def _spawn(self, argv: list[str], **kw) -> subprocess.Popen:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        self._procs.append(p)
+        return p
+
+
+# --- WebKit: WebKitWebDriver + MiniBrowser under Xvfb, driven with Selenium --------------------
+
+class _SeleniumDriver(Driver):
+    def __init__(self, d):
+        self.d = d
+
+    def navigate(self, url):
+        self.d.get(url)
+
+    def execute(self, script, *args):
+        return self.d.execute_script(script, *args)
+
+    def execute_async(self, script, args, timeout):
+        self.d.set_script_timeout(timeout)
+        return self.d.execute_async_script(script, *args)
+
+    def screenshot(self):
+        try:
+            return self.d.get_screenshot_as_png()
+        except Exception:  # noqa: BLE001 - for the report only
+            return None
+
+
+def _webkit_driver() -> str | None:
+    env = os.environ.get(WEBKIT_ENV)
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    return shutil.which("WebKitWebDriver") or (WEBKIT_DRIVER if os.access(WEBKIT_DRIVER, os.X_OK) else None)
+
+
+def _minibrowser() -> str | None:
+    return next((p for p in WEBKIT_BROWSERS if os.access(p, os.X_OK)), None)
+
+
+class WebKit(Engine):
+    name, label, scenario = "webkit", "WebKit", "browser-webkit"
+    install_hint = ("install WebKitGTK's WebDriver and a virtual display, and Selenium: `apt-get install -y "
+                    "webkit2gtk-driver xvfb` and `pip install selenium` (the suite drives WebKitGTK's MiniBrowser "
+                    f"under Xvfb; set {WEBKIT_ENV} to use another WebKitWebDriver)")
+
+    def missing(self):
+        import importlib.util
+        if importlib.util.find_spec("selenium") is None:
+            return "the selenium package is not installed"
+        if _webkit_driver() is None:
+            return "WebKitWebDriver is not installed"
+        if _minibrowser() is None:
+            return "WebKitGTK's MiniBrowser is not installed"
+        if shutil.which("Xvfb") is None:
+            return "Xvfb is not installed"
+        return None
+
+    def _start(self, insecure):
+        from selenium import webdriver
+        from selenium.webdriver.webkitgtk.options import Options
+        from selenium.webdriver.webkitgtk.service import Service
+        display = self._xvfb()
+        opts = Options()
+        opts.binary_location = _minibrowser()
+        opts.add_argument("--automation")
+        opts.page_load_strategy = "none"
+        opts.accept_insecure_certs = insecure
+        env = dict(os.environ, DISPLAY=display, LIBGL_ALWAYS_SOFTWARE="1")
+        service = Service(executable_path=_webkit_driver(), env=env,
+                          popen_kw={"start_new_session": True})
+        service.start()
+        self._procs.append(service.process)
+        d = webdriver.WebKitGTK(options=opts, service=service)
+        self._selenium = d
+        self.version = f"WebKitGTK {d.capabilities.get('browserVersion', '')}".strip()
+        return _SeleniumDriver(d)
+
+    def _xvfb(self) -> str:
+        """A virtual display of our own (X picks the number and writes it to a pipe)."""
+        read, write = os.pipe()
+        try:
+            self._spawn(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"], pass_fds=(write,),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.close(write)
+            write = -1
+            deadline = time.monotonic() + 20
+            got = b""
+            while not got.endswith(b"\n") and time.monotonic() < deadline:
+                chunk = os.read(read, 16)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            if write >= 0:
+                os.close(write)
+            os.close(read)
+        if not got.strip():
+            raise EngineStartError("Xvfb did not start (no display number)")
+        return ":" + got.decode().strip()
+
+    def _quit(self):
+        d = getattr(self, "_selenium", None)
+        self._selenium = None
+        if d is not None:
+            # quit() also stops the service; a driver that hangs is killed with its group after
+            t = threading.Thread(target=_try, args=(d.quit,), daemon=True)
+            t.start()
+            t.join(5)
+
+
+# --- Firefox: firefox-esr with Marionette, driven with marionette_driver -----------------------
+
+class _MarionetteDriver(Driver):
+    def __init__(self, m):
+        self.m = m
+
+    def navigate(self, url):
+        self.m.navigate(url)
+
+    def execute(self, script, *args):
+        return self.m.execute_script(script, script_args=list(args), new_sandbox=False)
+
+    def execute_async(self, script, args, timeout):
+        self.m.timeout.script = timeout
+        return self.m.execute_async_script(script, script_args=list(args), new_sandbox=False)
+
+    def page_call(self, fn: str, arg, timeout: float):
+        """``await (fn)(arg)`` in the page's own global, its result as JSON text. Marionette's
+        scripts run in a sandbox that sees the page through Xrays, where a fetch() reader's
+        Uint8Array cannot be read; a script element runs it in the page itself."""
+        return self.execute_async(PAGE_CALL_JS, [fn, json.dumps(arg)], timeout)
+
+    def screenshot(self):
+        try:
+            return self.m.screenshot(format="binary")
+        except Exception:  # noqa: BLE001 - for the report only
+            return None
+
+
+def _firefox() -> str | None:
+    env = os.environ.get(FIREFOX_ENV)
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for name in ("firefox-esr", "firefox"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class Firefox(Engine):
+    name, label, scenario = "firefox", "Firefox", "browser-firefox"
+    install_hint = ("install Firefox and Mozilla's Marionette client: `apt-get install -y firefox-esr` and "
+                    f"`pip install marionette-driver` (set {FIREFOX_ENV} to use another Firefox binary)")
+
+    def missing(self):
+        import importlib.util
+        if importlib.util.find_spec("marionette_driver") is None:
+            return "the marionette_driver package is not installed"
+        if _firefox() is None:
+            return "Firefox is not installed (no firefox-esr nor firefox on the PATH)"
+        return None
+
+    def _start(self, insecure):
+        from marionette_driver.marionette import Marionette
+        profile = tempfile.mkdtemp(prefix="conformance-firefox-")
+        self._tmp.append(profile)
+        prefs = dict(FIREFOX_PREFS)
+        Path(profile, "user.js").write_text("".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n"
+                                                    for k, v in prefs.items()), encoding="utf-8")
+        env = dict(os.environ, MOZ_CRASHREPORTER_DISABLE="1", MOZ_HEADLESS="1", HOME=profile)
+        env.pop("DISPLAY", None)
+        proc = self._spawn([_firefox(), "--headless", "--marionette", "--no-remote", "--profile", profile],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(profile, "MarionetteActivePort")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        port = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                port = int(port_file.read_text().strip())
+                break
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        if port is None:
+            raise EngineStartError(f"Firefox ({_firefox()}) did not open its Marionette port"
+                                   + (f" (exit {proc.returncode})" if proc.poll() is not None else ""))
+        m = Marionette(host="127.0.0.1", port=port, startup_timeout=30)
+        m.start_session({"pageLoadStrategy": "none", "acceptInsecureCerts": insecure})
+        self._marionette = m
+        m.navigate("about:blank")   # the first content process starts now, not during a target's page
+        m.execute_script("return 1")
+        caps = m.session_capabilities
+        self.version = f"Firefox {caps.get('browserVersion', '')}".strip()
+        return _MarionetteDriver(m)
+
+    def _quit(self):
+        m = getattr(self, "_marionette", None)
+        self._marionette = None
+        if m is not None:
+            t = threading.Thread(target=_try, args=(m.delete_session,), daemon=True)
+            t.start()
+            t.join(5)
+
+
+ENGINES: dict[str, Engine] = {e.name: e for e in (WebKit(), Firefox())}
+
+
+def prestart(names=None, insecure: bool = False) -> None:
+    """Start the named engines (all) side by side, each on a thread; errors are left for the
+    sessions to meet and say."""
+    threads = [threading.Thread(target=lambda e=e: _try(lambda: e.run(lambda d: None, insecure)), daemon=True)
+               for n, e in ENGINES.items() if names is None or n in names if e.unavailable() is None]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(START_TIMEOUT_S + 10)
+
+
+def _try(f):
+    try:
+        f()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def abort_all() -> None:
+    for e in ENGINES.values():
+        e.abort()
+
+
+def reset_abort() -> None:
+    for e in ENGINES.values():
+        e.reset_abort()
+
+
+def close_all() -> None:
+    for e in ENGINES.values():
+        e.close()
+
+
+atexit.register(close_all)
+
+
+# --- the sessions ------------------------------------------------------------------------------
+
+def _png_b64(png: bytes | None) -> str | None:
+    import base64
+    return base64.b64encode(png).decode() if png else None
+
+
+def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRecording) -> None:
+    """Load the countdown page; watch it enter the DOM; a screenshot half-way."""
+    target = ctx.target
+    span = target.expected_span()
+    budget = min(ctx.deadline, span + ctx.timeout + 5)
+    out = PageRecord(ctx.url)
+    rec.countdown = out
+    rec.holder_note = f"the holder page is loaded in Chromium only ({engine.label} loads the countdown page)"
+    after = time.time() * 1000 - 50
+    started = time.monotonic()
+    rec.started_at = time.time()
+    driver.navigate(ctx.url)
+    shot_at, state, fresh, installed_at, install_gap, last_look = span / 2, None, None, None, None, None
+    while time.monotonic() - started < budget:
+        try:
+            state = driver.execute(POLL_JS, ctx.url, after)
+        except Exception:  # noqa: BLE001 - between two documents a script may fail: look again
+            state = None
+        now = time.monotonic()
+        if state and state.get("fresh"):
+            if installed_at is None and state.get("installed"):
+                installed_at = state["now"] / 1000
+                # how long before this look the previous one returned: the groups found at the
+                # install came within it
+                install_gap = now - (last_look if last_look is not None else started)
+            fresh = state
+        if state is not None:
+            last_look = now
+        if out.screenshot is None and time.monotonic() - started >= shot_at:
+            at = time.monotonic() - started
+            png = driver.screenshot()
+            out.screenshot = {"at_s": round(at, 3), "png_base64": _png_b64(png),
+                              "note": f"taken {at:.2f} s after the navigation began (half-way through the producer's "
+                                      f"schedule) by WebDriver ({engine.label} draws the page for it)"}
+        if fresh and state and state.get("fresh") and state.get("state") == "complete":
+            out.loaded = True
+            break
+        time.sleep(POLL_S)
+    else:
+        out.load_error = f"the page had not finished loading after {budget:.0f} s"
+    if fresh is None:
+        out.load_error = out.load_error or f"{engine.label} never showed the page"
+        return
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        try:
+            if driver.execute(SETTLED_JS):
+                break
+        except Exception:  # noqa: BLE001
+            break
+        time.sleep(0.05)
+    if out.screenshot is None:
+        out.screenshot = {"at_s": round(time.monotonic() - started, 3), "png_base64": _png_b64(driver.screenshot()),
+                          "note": "the page had finished loading before half-way; taken after its load event"}
+    try:
+        raw = driver.execute(COLLECT_JS)
+    except Exception as e:  # noqa: BLE001
+        out.load_error = f"the page's record could not be read: {_first_line(e)}"
+        return
+    data = json.loads(raw) if raw else None
+    if not data:
+        return
+    _fill(out, data, data["origin"], None, countdown_count(urlsplit(ctx.url).path))
+    # the observer's Element Timing entries, where the engine has the API (neither does yet)
+    if installed_at is not None:   # groups in the DOM before this were timed at it
+        out.navigation["observer_installed"] = round(installed_at, 4)
+        out.navigation["observer_gap"] = round(install_gap, 4)
+    out.element_timing = any(g.get("rendered_s") is not None for g in out.groups.values())
+    # the navigation's own answer: WebDriver does not say it; the navigation timing's
+    # responseStatus where the engine has it
+    nav = data.get("nav") or {}
+    out.status = nav.get("responseStatus") or (rec.reference.status if rec.reference is not None else None)
+    if rec.reference is not None:
+        out.content_type = next((v for k, v in rec.reference.headers if k.lower() == "content-type"), None)
+    rec.duration_s = round(time.monotonic() - started, 3)
+
+
+def stream_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRecording) -> None:
+    """Read an SSE, NDJSON or bytes stream with the page script, on the target's origin."""
+    target = ctx.target
+    url = ctx.url
+    parts = urlsplit(url)
+    blank = urlunsplit((parts.scheme, parts.netloc, BLANK_PATH, "", ""))
+    after = time.time() * 1000 - 50
+    driver.navigate(blank)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            st = driver.execute("const a = arguments[0]; const f = performance.timeOrigin >= a && "
+                                "location.origin === arguments[1]; if (f) window.stop(); return f;",
+                                after, f"{parts.scheme}://{parts.netloc}")
+        except Exception:  # noqa: BLE001
+            st = False
+        if st:
+            break
+        time.sleep(0.05)
+    else:
+        rec.error = f"{engine.label} could not open a page of {parts.scheme}://{parts.netloc} ({BLANK_PATH})"
+        return
+    profile = target.profile
+    kind = "sse" if profile == "sse" else "auto" if profile is None else "fetch"
+    types = sse_types(rec.reference.body) if rec.reference is not None else []
+    watch = _stream_watch(ctx)
+    opts = {"url": url, "kind": kind, "types": types, "preview": kind == "sse" and rec.reference is None,
+            "watchMs": watch * 1000, "idleMs": ctx.timeout * 1000, "keep": BODY_KEEP, "maxEvents": PIECES_KEEP,
+            "sseMedia": SSE_MEDIA}
+    started = time.monotonic()
+    rec.started_at = time.time()
+    budget = _stream_budget(ctx)
+    try:
+        raw = driver.page_call(STREAM_JS.strip(), opts, budget)
+    except Exception:  # noqa: BLE001 - the script did not end by itself: stop it, take what it has
+        raw = driver.execute(STOP_JS)
+    data = json.loads(raw) if raw else {"events": [], "error": "the page's script returned nothing"}
+    rec.stream = stream_record(data, url, profile, engine.label)
+    rec.duration_s = round(time.monotonic() - started, 3)
+
+
+def stream_record(data: dict, url: str, profile: str | None, label: str) -> StreamRecord:
+    """The page script's findings, in seconds after it called EventSource or fetch()."""
+    sse = data.get("kind") == "sse"
+    api = "new EventSource(url): message and named events" if sse else "fetch(url).body.getReader().read()"
+    headers = [list(h) for h in data.get("headers") or []]
+    if profile is None:
+        ctype = next((v for k, v in headers if k.lower() == "content-type"), "") or ""
+        profile = "sse" if sse else MEDIA_PROFILES.get(ctype.split(";")[0].strip().lower(), "bytes")
+    out = StreamRecord(url, profile, api)
+    called = data.get("called") or 0.0
+    rel = lambda ms: round((ms - called) / 1000, 5)   # noqa: E731
+    out.clock = f"seconds after the page's script called {'EventSource' if sse else 'fetch()'} ({label})"
+    out.status = data.get("status") if data.get("status") is not None else (200 if data.get("opened") is not None
+                                                                            else None)
+    out.response_headers = headers
+    if data.get("head") is not None:
+        out.head_s = rel(data["head"])
+    elif data.get("opened") is not None:
+        out.head_s = rel(data["opened"])
+    out.events = [[rel(e[0]), *e[1:]] for e in data.get("events") or []]
+    out.events_dropped = data.get("dropped") or 0
+    out.body_bytes = data.get("bytes") or 0
+    out.end = data.get("end") or ("error" if data.get("error") else None)
+    out.end_s = rel(data["endAt"]) if data.get("endAt") is not None else None
+    out.error = data.get("error")
+    out.listened = list(data.get("listened") or [])
+    return out
+
+
+def run_engine(engine: Engine, ctx: Context) -> BrowserRecording:
+    """The scenario of one engine: the countdown page, or the stream read by the page's script."""
+    target = ctx.target
+    rec = BrowserRecording(engine.scenario, ctx.url or "", count=target.countdown_length, interval_s=target.interval)
+    rec.target = target
+    get = ctx.recorded("get") if ctx.recorded else None
+    rec.reference = get if isinstance(get, Recording) and not get.error else None
+    if target.profile == "countdown" and target.countdown_length is None:
+        rec.skip_reason = "the browser check loads a countdown page (GET /N); this countdown's length is not known"
+        return rec
+    why = engine.unavailable()
+    if why:
+        rec.skip_reason = why
+        return rec
+    if target.profile == "countdown":
+        session = lambda d: countdown_session(d, engine, ctx, rec)   # noqa: E731
+    else:
+        session = lambda d: stream_session(d, engine, ctx, rec)   # noqa: E731
+    try:
+        engine.run(lambda d: (setattr(rec, "browser", engine.version), session(d)), target.insecure)
+    except EngineStartError as e:
+        rec.skip_reason = str(e)
+    except Exception as e:  # noqa: BLE001 - an engine that cannot be driven is said, not raised
+        if rec.error is None:
+            rec.skip_reason = f"{engine.label} could not be driven: {type(e).__name__}: {_first_line(e)}"
+    return rec
+
+
+for _engine in ENGINES.values():
+    register(Scenario(_engine.scenario, f"{_engine.label} over WebDriver: the countdown page; SSE through "
+                      "EventSource, NDJSON and bytes through a fetch() body reader",
+                      lambda ctx, e=_engine: run_engine(e, ctx)))

@@ -1,0 +1,59 @@
+"""The house's floors (docs/design.md, "Layers"): the import contract in pyproject.toml
+(``[tool.importlinter]``) is kept, and it is able to fail.
+
+``lint-imports`` (import-linter, PyPI) reads every import of ``conformance`` and ``targets``,
+those inside functions too, and checks the layers ``wire < analysis < scenarios < checks <
+engine < report < plugin`` and that only the engine and the plugin import ``targets``.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def lint(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT), "--no-cache", "--config", str(cwd / "pyproject.toml")], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_import_contract_is_kept():
+    r = lint(ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 broken" in r.stdout
+
+
+def test_an_import_from_a_lower_floor_to_a_higher_one_breaks_it(tmp_path):
+    """The control: a copy of the house in which the wire imports the plugin."""
+    for name in ("conformance", "targets"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    recording = tmp_path / "conformance" / "wire" / "recording.py"
+    recording.write_text(recording.read_text() + "\nimport conformance.plugin  # noqa: E402\n")
+    r = lint(tmp_path)
+    assert r.returncode != 0
+    assert "BROKEN" in r.stdout and "conformance.wire.recording -> conformance.plugin" in r.stdout, r.stdout
+
+
+def test_scenarios_run_in_one_explicit_order():
+    """``ORDER`` names every scenario once, and every check reads a scenario it names; the order
+    is the list's, whatever order the modules were imported in."""
+    from conformance.checks.catalogue import load_all
+    from conformance.scenarios.base import ORDER, SCENARIOS, Scenario, order, register
+
+    checks = load_all()
+    assert len(set(ORDER)) == len(ORDER)
+    assert set(SCENARIOS) == set(ORDER)
+    assert {c.scenario for c in checks.values()} <= set(ORDER)
+    assert sorted(reversed(ORDER), key=order) == list(ORDER)
+    try:
+        register(Scenario("unplaced", "a scenario ORDER does not name", lambda ctx: None))
+    except ValueError as e:
+        assert "ORDER" in str(e)
+    else:
+        raise AssertionError("a scenario outside ORDER was registered")
+    assert "unplaced" not in SCENARIOS
