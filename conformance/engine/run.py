@@ -129,10 +129,11 @@ _prestart_lock = threading.Lock()
 
 
 def _prestart_browsers(scenarios: list[str], insecure: bool) -> None:
-    """Start the browsers the run's scenarios need (Chromium, WebKit, Firefox) as the run
-    starts, each on a thread of its own, once per process: their start (seconds each) then
-    overlaps the main GET and the exclusive scenarios instead of adding to the shared ones.
-    Nothing is waited for; a browser that cannot start is said by its own scenario."""
+    """Start the browsers the run's scenarios need (Chromium, WebKit, Firefox) once the main
+    GET has been recorded, each on a thread of its own, once per process: their start (seconds
+    each) then overlaps the exclusive scenarios instead of adding to the shared ones, and never
+    disturbs the main GET's timing. Nothing is waited for; a browser that cannot start is said
+    by its own scenario."""
     with _prestart_lock:
         todo = [n for n in SHARED_FIRST if n in scenarios and n not in _prestarted]
         _prestarted.update(todo)
@@ -190,6 +191,7 @@ class TargetRun:
         self.skip_reason: str | None = None   # a built-in whose program is not installed
         self.redirects: list[str] = []        # --follow-redirects: the hops from the URL given
         self.scenarios: list[str] = []
+        self._browsers: list[str] = []       # the browser scenarios this target records
         self.known_skips: set[str] = set()   # scenarios not recorded: their record is a skip (Scenario.skip)
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
@@ -286,8 +288,7 @@ class TargetRun:
             self._futures[n] = done
             self._repeats[n] = [done]
             self.known_skips.add(n)
-        if any(n in SHARED_FIRST for n in wanted):
-            _prestart_browsers(wanted, self.target.insecure)
+        self._browsers = [n for n in wanted if n in SHARED_FIRST]
         unsent = self.plan().excluded()   # over the request budget, or not for this method
         for _round in range(max(1, self.run.options.repeat)):
             names = [n for n in wanted if n not in unsent]
@@ -326,6 +327,11 @@ class TargetRun:
         served = served_at_once(conc, get)
         asked = sum(1 for s in getattr(conc, "streams", []) if s.kind == "stream")
         ended = getattr(get, "end", None) in ("complete", "closed")
+        if getattr(get, "end", None) == "watched" and served >= 2:
+            # an endless feed that serves several streams at once: every shared scenario in one
+            # shared (shorter) watch window, so the run takes about two windows, not one per wave
+            return Capacity(len(SCENARIOS) * 6, f"an endless stream: {served} of {asked} concurrent streams served "
+                                                "at once, every shared scenario in one watch window")
         reserve = 0 if served >= asked and ended else 1
         if served - reserve < 2:
             return None
@@ -443,6 +449,10 @@ class TargetRun:
             if left:
                 self._left = left
         if scenario == MAIN:
+            if self._browsers and getattr(rec, "head_t", None) is not None:
+                # the browsers start now, once the main GET is judged-ready: their start (seconds of
+                # CPU each) overlaps the exclusive scenarios rather than the GET or the shared ones
+                _prestart_browsers(self._browsers, self.target.insecure)
             self.target.resolve(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
                 free = self.target.delivery(rec).free
