@@ -104,7 +104,7 @@ COUNT = 5   # events per stream; the interval is the probe's, 1 s × the time sc
 
 def builtins() -> list:
     from targets.registry import Builtin   # here: the registry imports this module while it loads
-    names = {"stream": "caddy-h3", "buffered": "caddy-h3-buffered", "no-h3": "caddy-https-no-h3"}
+    names = {"stream": "caddy-h3", "buffered": "control-h3-buffered", "no-h3": "control-https-no-h3"}
     return [Builtin(names[v], ("{python}", "-m", "targets.h3_targets", v, "{address}", "{origin_port}"),
                     f"the probe (SSE) behind Caddy over HTTPS: {what}",
                     path="/sse/{count}?interval={interval}", profile="sse", interval=1.0, scheme="https",
