@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -171,8 +172,13 @@ class _Echo(QuicConnectionProtocol):
                 asyncio.ensure_future(self.answer(e.stream_id))
 
     async def answer(self, stream_id):
-        body = json.dumps(self.requests.pop(stream_id)).encode()
+        request = self.requests.pop(stream_id)
+        body = json.dumps(request).encode()
         self.h3.send_headers(stream_id, [(b":status", b"200"), (b"content-type", b"application/json")])
+        if dict(request["headers"])[":path"] == "/open":   # one frame, then the stream stays open
+            self.h3.send_data(stream_id, b"first", end_stream=False)
+            self.transmit()
+            return
         self.h3.send_data(stream_id, body[:10], end_stream=False)
         self.transmit()
         await asyncio.sleep(0.3)
@@ -216,6 +222,15 @@ def test_the_request_is_carried_and_each_data_frame_timestamped(echo):
     assert ["authorization", "Bearer s3cret"] not in rec.request_headers   # redacted in the recording
     assert len(rec.pieces) == 2 and rec.pieces[1].t - rec.pieces[0].t >= 0.25   # each frame when it came
     assert rec.connect_s is not None and rec.connect_s < 1
+
+
+def test_an_open_stream_ends_by_the_idle_timeout_or_the_watch(echo):
+    idle = record_h3(f"https://localhost:{echo}/open", (None, echo), insecure=True, timeout=0.5, deadline=5)
+    assert idle.end == "timeout" and idle.body == b"first" and idle.error is None
+    start = time.monotonic()
+    watched = record_h3(f"https://localhost:{echo}/open", (None, echo), insecure=True, timeout=5, deadline=5, watch=0.6)
+    assert watched.end == "watched" and watched.body == b"first"
+    assert 0.6 <= time.monotonic() - start < 4   # the watch, not the 5 s idle timeout or deadline
 
 
 def test_verification_is_on_unless_insecure(echo):

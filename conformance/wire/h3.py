@@ -100,7 +100,7 @@ def record_h3(url: str, alternative: tuple[str | None, int], *, method: str = "G
             rec.error = f"cannot reach {host}:{port} (UDP): {e.strerror or e}"
             return rec
         if not register_socket(sock):
-            rec.end = INTERRUPTED
+            rec.error, rec.end = "the run was interrupted before the request was sent", INTERRUPTED
             return rec
         _Exchange(rec, quic, sock, addr, f"{host}:{port}").run(
             ep, fields, body, timeout=timeout, deadline=deadline, watch=watch, budget=budget)
@@ -161,7 +161,7 @@ class _Exchange:
         try:
             while self.h3 is None and self.closed is None:   # the handshake
                 if ABORTED.is_set():
-                    rec.end = INTERRUPTED
+                    rec.error, rec.end = "the run was interrupted before the request was sent", INTERRUPTED
                     return
                 if time.monotonic() >= handshake_by:
                     rec.error = (f"no QUIC handshake with {self.where} (UDP) within {min(timeout, deadline):g} s: "
