@@ -79,7 +79,7 @@ DEFAULT_TARGETS = ("webpy-seed", "webpy")
 # the server/proxy matrix, the delivery-condition controls, the real-stream and client controls, the built-in chains.
 for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams",
                 "targets.client_controls", "targets.chains", "targets.coding_controls",
-                "targets.php_nginx", "targets.engine_controls"):
+                "targets.php_nginx", "targets.engine_controls", "targets.h3_targets"):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:
