@@ -5,7 +5,7 @@ import threading
 from conformance.checks.catalogue import load_all
 from conformance.engine.run import RESERVED_WORKERS, Capacity
 from conformance.scenarios.base import SCENARIOS
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 

@@ -22,7 +22,7 @@ from conformance.wire.recording import Recording
 from conformance.engine.run import Options, Run
 from conformance.scenarios.base import Context
 from conformance.analysis.target import Target
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 CLIENTS = ("client.httpx", "client.requests", "client.node-fetch")

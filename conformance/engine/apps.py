@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.analysis.target import Target
-from targets import launcher
-from targets.nginx import INSTALL_HINT, VARIANTS, find_nginx
-from targets.registry import BUILTINS, Builtin
+from conformance.targets import launcher
+from conformance.targets.nginx import INSTALL_HINT, VARIANTS, find_nginx
+from conformance.targets.registry import BUILTINS, Builtin
 
 KINDS = ("wsgi", "asgi")
 INSPECT_TIMEOUT_S = 60.0
@@ -305,7 +305,7 @@ def command(target: AppTarget) -> tuple[list[str] | None, str | None]:
     # targets/nginx.py runs the server as its upstream, on a port of its own, in the same group.
     upstream = [a.replace("{address}", "{upstream_address}").replace("{host}", "{upstream_host}")
                 .replace("{port}", "{upstream_port}") for a in argv]
-    return ["{python}", "-m", "targets.nginx", fronts()[target.front], "{address}", "--", *upstream], None
+    return ["{python}", "-m", "conformance.targets.nginx", fronts()[target.front], "{address}", "--", *upstream], None
 
 
 def launch(trun) -> None:

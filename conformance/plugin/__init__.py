@@ -34,7 +34,7 @@ from conformance.scenarios.budget import UNSAFE_DEFAULT
 from conformance.scenarios.chain import set_reference
 from conformance.wire.recorder import BadURL, parse_url
 from conformance.wire.request import Request, RequestError, from_options, parse_curl
-from targets.registry import BUILTINS, DEFAULT_TARGETS
+from conformance.targets.registry import BUILTINS, DEFAULT_TARGETS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
