@@ -67,3 +67,13 @@ def test_scenarios_run_in_one_explicit_order():
     else:
         raise AssertionError("a scenario outside ORDER was registered")
     assert "unplaced" not in SCENARIOS
+
+
+def test_a_check_module_importing_another_breaks_it(tmp_path):
+    """The control: a copy of the house in which one check module imports another."""
+    installed_layout(tmp_path)
+    browser = tmp_path / "conformance" / "checks" / "test_browser.py"
+    browser.write_text(browser.read_text() + "\nfrom conformance.checks.test_clients import test_httpx  # noqa: E402,F401\n")
+    r = lint(tmp_path)
+    assert r.returncode != 0
+    assert "BROKEN" in r.stdout and "conformance.checks.test_browser -> conformance.checks.test_clients" in r.stdout, r.stdout
