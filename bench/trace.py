@@ -12,7 +12,8 @@ streams it had to watch took, read off what it recorded:
 - several on one connection (``get-gzip``): the sum of the exchanges;
 - several at once (``concurrent``): from the first request to the last stream's end;
 - ``browser``: the countdown page's schedule and, when it loaded, the holder page's (the two are
-  loaded one after the other), in producer intervals;
+  loaded side by side: the longer of the two), in producer intervals; a stream read by the page's
+  script (SSE, NDJSON, bytes): the script's own reading, call to end;
 - ``large``: request to the last byte; ``disconnect``: to the close, plus the time the
   server's log is watched after it.
 """
@@ -37,9 +38,13 @@ def watched(scenario: str, result, ctx) -> float:
         from conformance.scenarios import browser
         interval = ctx.target.interval
         count = ctx.target.countdown_length or 0
+        if getattr(result, "stream", None) is not None:
+            return _stream_span(result.stream)
+        if interval is None:
+            return 0.0
         total = (count + 1) * interval if result.countdown is not None else 0.0
         if result.holder is not None:
-            total += browser.HOLDER_SPAN_INTERVALS * interval
+            total = max(total, browser.HOLDER_SPAN_INTERVALS * interval)
         return total
     if scenario == "large":
         return result.duration_s or (result.primary.end_t or 0.0)
@@ -64,6 +69,12 @@ def watched(scenario: str, result, ctx) -> float:
                 from conformance.scenarios.base import head_listen_s
                 total += head_listen_s(ctx.target) if scenario == "head" else 0.0
     return total
+
+
+def _stream_span(stream) -> float:
+    """A browser's stream record: from the request to the stream's end as the script saw it (s)."""
+    end = getattr(stream, "end_s", None)
+    return float(end) if isinstance(end, (int, float)) else 0.0
 
 
 def _wrap(name: str, fn, path: str):

@@ -239,9 +239,10 @@ def test_sigint_during_the_browser_check(suite):
     server = next(pid for pid in s.processes() if "conformance.targets.controls" in cmdline(pid))
     s.wait_for("Chromium requested the page", lambda: server_connections(server) >= 2, timeout=60)
     doc = assert_interrupted_run(s, s.interrupt(signal.SIGINT))
-    (r,) = doc["results"]
-    assert r["check"] == "browser.progressive-render"
+    # the prefix selects every engine's check; Chromium's was the one under way
+    r = next(r for r in doc["results"] if r["check"] == "browser.progressive-render")
     assert r["verdict"] == "skip" and r["observed"].startswith("interrupted:"), r
+    assert all(x["verdict"] in ("skip", "pass", "warn") for x in doc["results"]), doc["results"]
 
 
 def test_sigterm_while_the_clients_read_an_endless_stream(suite):

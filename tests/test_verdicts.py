@@ -16,7 +16,10 @@ from verdicts import BASELINE, DIFFERENCES, expected
 TIME_SCALE, COUNT = 0.2, 6
 # Checks whose pass and fail are shown by a test of their own, against fewer targets, because
 # they cost seconds per target: the browser; or need what built-in targets lack: the chain (a --reference).
-OWN_TESTS = {"browser.progressive-render": "tests/test_browser.py", "delivery.chain": "tests/test_chain.py"}
+OWN_TESTS = {"browser.progressive-render": "tests/test_browser.py", "delivery.chain": "tests/test_chain.py",
+             "browser.progressive-render.webkit": "tests/test_engines.py",
+             "browser.progressive-render.firefox": "tests/test_engines.py",
+             "delivery.h3": "tests/test_h3.py"}
 JUDGED = {cid: c for cid, c in CHECKS.items() if cid not in OWN_TESTS}
 LARGE_SIZE = 64 * 1024 * 1024   # delivery.large-body: big enough to show a body held in memory
 

@@ -55,23 +55,110 @@ class Capacity:
     """The worker threads a server has for the suite's side-by-side scenarios: ``hold(n)`` waits
     until n more connections fit (a scenario needing more than all of them waits for all)."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, why: str = ""):
         self.total = max(1, workers)
         self.free = self.total
+        self.why = why     # where the figure comes from (said in the docs and the plan)
         self._cond = threading.Condition()
+
+    def fits(self, n: int) -> bool:
+        return self.free >= min(max(1, n), self.total)
+
+    def take(self, n: int) -> int:
+        """Take n connections now (the caller checked ``fits`` under ``cond``); returns what to give back."""
+        n = min(max(1, n), self.total)
+        self.free -= n
+        return n
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.free += n
+            self._cond.notify_all()
+
+    @property
+    def cond(self) -> threading.Condition:
+        return self._cond
 
     @contextlib.contextmanager
     def hold(self, n: int):
-        n = min(max(1, n), self.total)
         with self._cond:
-            self._cond.wait_for(lambda: self.free >= n)
-            self.free -= n
+            self._cond.wait_for(lambda: self.fits(n))
+            n = self.take(n)
         try:
             yield
         finally:
-            with self._cond:
-                self.free += n
-                self._cond.notify_all()
+            self.give(n)
+
+
+def served_at_once(result, get=None) -> int:
+    """How many of the concurrent scenario's own streams (``conditions.Concurrent``, not the
+    holder's iframes) the target served at the same time: streams whose head came promptly
+    (within ``SHARED_HEAD_S`` of the main GET's own head time) and whose head and first body
+    byte both came before the first of them ended. A server with one sync worker answers the
+    second stream only after the first ended: 1. A pool of N workers: N. An async server: all."""
+    streams = [s for s in getattr(result, "streams", None) or [] if getattr(s, "kind", "") == "stream"
+               and s.rec is not None and not s.rec.error and s.rec.head_t is not None]
+    ends = [s.at(s.rec.end_t) for s in streams if s.rec.end_t is not None]
+    if not ends:
+        return 0
+    first_end = min(ends)
+    prompt = SHARED_HEAD_S + (getattr(get, "head_t", None) or 0.0)
+    n = 0
+    for s in streams:
+        first_byte = s.rec.pieces[0].t if len(s.rec.pieces) else None
+        if s.rec.head_t <= prompt and s.at(s.rec.head_t) <= first_end and (
+                first_byte is None or s.at(first_byte) <= first_end):
+            n += 1
+    return n
+
+
+# The order shared scenarios are admitted in, side by side: the browsers first (they take longest:
+# an engine's page on top of the stream), HEAD last (a server may go on running the GET's producer
+# after answering it, as the seed does, so nothing is admitted after it to wait for that worker).
+SHARED_FIRST = ("browser", "browser-webkit", "browser-firefox")
+SHARED_LAST = ("head",)
+
+
+def shared_order(names: list[str]) -> list[str]:
+    rank = {n: i for i, n in enumerate(SHARED_FIRST)}
+    return sorted(names, key=lambda n: (0 if n in rank else 2 if n in SHARED_LAST else 1, rank.get(n, 0), order(n)))
+
+
+_prestarted: set[str] = set()
+_prestart_lock = threading.Lock()
+
+
+def _prestart_browsers(scenarios: list[str], insecure: bool) -> None:
+    """Start the browsers the run's scenarios need (Chromium, WebKit, Firefox) once the main
+    GET has been recorded, each on a thread of its own, once per process: their start (seconds
+    each) then overlaps the exclusive scenarios instead of adding to the shared ones, and never
+    disturbs the main GET's timing. Nothing is waited for; a browser that cannot start is said
+    by its own scenario."""
+    with _prestart_lock:
+        todo = [n for n in SHARED_FIRST if n in scenarios and n not in _prestarted]
+        _prestarted.update(todo)
+    if not todo or recorder.ABORTED.is_set():
+        return
+
+    def chromium():
+        from conformance.scenarios import browser
+
+        async def warm(b):
+            return b.version
+        if browser.unavailable() is None:
+            with contextlib.suppress(Exception):
+                browser.BROWSER.run(warm, 90)
+
+    def engine(name):
+        from conformance.scenarios import engines
+        with contextlib.suppress(Exception):
+            engines.prestart([name], insecure)
+
+    for n in todo:
+        job = chromium if n == "browser" else (lambda n=n: engine(n.split("-", 1)[1]))
+        threading.Thread(target=job, name=f"prestart-{n}", daemon=True).start()
+
+
 # An interrupted run (Ctrl-C, SIGTERM): how long the recordings in flight get, once their sockets
 # are shut down, to hand back what they have (they take milliseconds; a client whose socket the
 # suite cannot reach is left behind, and its checks are listed as not run).
@@ -104,11 +191,11 @@ class TargetRun:
         self.skip_reason: str | None = None   # a built-in whose program is not installed
         self.redirects: list[str] = []        # --follow-redirects: the hops from the URL given
         self.scenarios: list[str] = []
+        self._browsers: list[str] = []       # the browser scenarios this target records
         self.known_skips: set[str] = set()   # scenarios not recorded: their record is a skip (Scenario.skip)
         self._futures: dict[str, Future] = {}
         self._repeats: dict[str, list[Future]] = {}   # every run of a scenario (--repeat)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
-        self._side_pool: ThreadPoolExecutor | None = None
         self._capacity: Capacity | None = None   # the server's workers for side-by-side scenarios
         self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
         self.live: dict = {}   # see Context.live
@@ -178,18 +265,12 @@ class TargetRun:
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:
             return
-        builtin = BUILTINS[self.target.builtin] if self.target.builtin else None
-        width = builtin.parallel_scenarios if builtin else 1
-        shared_pool = self._pool
-        if width > 1:
-            shared_pool = self._side_pool = ThreadPoolExecutor(width, thread_name_prefix=f"rec-{self.id}-side")
-            if builtin.workers:
-                self._capacity = Capacity(builtin.workers - RESERVED_WORKERS)
         # --repeat N: N rounds, each recording every scenario once. Exclusive scenarios come
         # first, alone and one at a time, while the server is fresh: a server keeps working on
         # requests the suite has finished with (the seed's HEAD runs its whole generator), and
         # those lingering workers must not be what an exclusive scenario measures. Shared
-        # scenarios then run, side by side when the server is known to allow it.
+        # scenarios then run (``_run_shared``), side by side where the server is known, or was
+        # just seen (the concurrent streams), to serve that many connections at once.
         # The main GET comes first and alone: it decides the profile when none was given, and
         # it is judged on a server nothing else of ours is using (a server that serves one
         # stream at a time, or keeps producing for a client that left, would otherwise answer
@@ -207,49 +288,91 @@ class TargetRun:
             self._futures[n] = done
             self._repeats[n] = [done]
             self.known_skips.add(n)
-        previous: list[Future] = []
+        self._browsers = [n for n in wanted if n in SHARED_FIRST]
         unsent = self.plan().excluded()   # over the request budget, or not for this method
         for _round in range(max(1, self.run.options.repeat)):
             names = [n for n in wanted if n not in unsent]
-            first = [n for n in names if n == MAIN]
-            alone = [n for n in names if SCENARIOS[n].exclusive]
-            shared = [n for n in names if not SCENARIOS[n].exclusive and n != MAIN]
-            first_futures: list[Future] = []
-            exclusive_futures: list[Future] = []
+            alone = [n for n in names if SCENARIOS[n].exclusive or n == MAIN]
+            shared = [n for n in names if n not in alone]
             shared_futures: list[Future] = []
-            for n in first + alone + shared:   # each known as soon as it is submitted (see recorded)
-                if n == MAIN:
-                    future = self._pool.submit(self._record_after, n, list(previous))
-                    first_futures.append(future)
-                elif n in alone:
-                    future = self._pool.submit(self._record_after, n, list(previous) + first_futures)
-                    exclusive_futures.append(future)
-                elif width > 1:
-                    future = shared_pool.submit(self._record_after, n, first_futures + exclusive_futures)
-                    shared_futures.append(future)
-                else:   # run by _run_shared below, one at a time or sharing an endless stream's window
+            for n in alone + shared:   # each known as soon as it is submitted (see recorded)
+                if n in alone:
+                    future = self._pool.submit(self._record, n)
+                else:   # filled by _run_shared below
                     future = Future()
                     self._placeholders.append(future)
                     shared_futures.append(future)
                 self._futures.setdefault(n, future)
                 self._repeats.setdefault(n, []).append(future)
-            if width == 1 and shared:
-                self._pool.submit(self._run_shared, shared, shared_futures, first_futures + exclusive_futures)
-            previous = first_futures + exclusive_futures + shared_futures
+            if shared:
+                self._pool.submit(self._run_shared, shared, shared_futures)
 
-    def _run_shared(self, names: list[str], futures: list[Future], before: list[Future]) -> None:
-        """Record the shared scenarios one after another; or, when the main GET was an endless
-        stream and the concurrent streams showed that the server serves several at once, side by
-        side, so that they share one watch window (a run against an endless feed then takes
-        about two windows, not one per scenario)."""
-        futures_wait(before)
-        if self._shares_window():
-            with ThreadPoolExecutor(len(names), thread_name_prefix=f"rec-{self.id}-shared") as pool:
-                for n, f in zip(names, futures):
-                    pool.submit(self._fill, n, f)
-        else:
+    def side_capacity(self) -> Capacity | None:
+        """The connections the shared scenarios may hold side by side (None: one at a time).
+
+        A built-in server whose workers are known (``Builtin.parallel_scenarios``, ``workers``):
+        its workers less ``RESERVED_WORKERS``. Any other target: what the concurrent scenario
+        just showed (``served_at_once``) when it served at least two streams at once, less one
+        held in reserve (the quiet-server probe, or a producer the server keeps running after the
+        suite left) unless every stream was served and the main stream ended by itself; one
+        after another when it served one at a time, or was not recorded."""
+        builtin = BUILTINS[self.target.builtin] if self.target.builtin else None
+        if builtin is not None and builtin.parallel_scenarios > 1 and builtin.workers:
+            return Capacity(builtin.workers - RESERVED_WORKERS,
+                            f"{builtin.workers} known worker threads less {RESERVED_WORKERS} kept free")
+        conc = self.recorded("concurrent") if "concurrent" in self._futures else None
+        if conc is None or getattr(conc, "error", None):
+            return None
+        get = self.recorded(MAIN) if MAIN in self._futures else None
+        served = served_at_once(conc, get)
+        asked = sum(1 for s in getattr(conc, "streams", []) if s.kind == "stream")
+        ended = getattr(get, "end", None) in ("complete", "closed")
+        if getattr(get, "end", None) == "watched" and served >= 2:
+            # an endless feed that serves several streams at once: every shared scenario in one
+            # shared (shorter) watch window, so the run takes about two windows, not one per wave
+            return Capacity(len(SCENARIOS) * 6, f"an endless stream: {served} of {asked} concurrent streams served "
+                                                "at once, every shared scenario in one watch window")
+        reserve = 0 if served >= asked and ended else 1
+        if served - reserve < 2:
+            return None
+        return Capacity(served - reserve, f"{served} of {asked} concurrent streams served at once"
+                        + (f", less {reserve} kept free" if reserve else ""))
+
+    def _run_shared(self, names: list[str], futures: list[Future]) -> None:
+        """Record the shared scenarios: side by side within ``side_capacity`` (each admitted, in
+        ``shared_order``, as soon as the connections it holds fit), else one after another."""
+        capacity = self.side_capacity()
+        self._capacity = capacity
+        if capacity is None:
             for n, f in zip(names, futures):
                 self._fill(n, f)
+            return
+        pending = [(n, futures[names.index(n)]) for n in shared_order(names)]
+        ctx = self.context()
+        threads = []
+        while pending:
+            with capacity.cond:
+                capacity.cond.wait_for(lambda: self.run.stopping.is_set() or any(
+                    capacity.fits(SCENARIOS[n].held(ctx)) for n, _ in pending))
+                if self.run.stopping.is_set():
+                    break
+                i = next(i for i, (n, _) in enumerate(pending) if capacity.fits(SCENARIOS[n].held(ctx)))
+                n, f = pending.pop(i)
+                taken = capacity.take(SCENARIOS[n].held(ctx))
+            th = threading.Thread(target=self._fill_then_give, args=(n, f, capacity, taken), daemon=True,
+                                  name=f"rec-{self.id}-{n}")
+            th.start()
+            threads.append(th)
+        for n, f in pending:   # interrupted before their turn
+            self._fill(n, f)
+        for th in threads:
+            th.join()
+
+    def _fill_then_give(self, scenario: str, future: Future, capacity: Capacity, taken: int) -> None:
+        try:
+            self._fill(scenario, future)
+        finally:
+            capacity.give(taken)
 
     def _fill(self, scenario: str, future: Future) -> None:
         if not future.set_running_or_notify_cancel():
@@ -258,24 +381,6 @@ class TargetRun:
             future.set_result(self._record(scenario))
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the recording
             future.set_exception(e)
-
-    def _shares_window(self) -> bool:
-        main, conc = self._futures.get(MAIN), self._futures.get("concurrent")
-        if main is None or conc is None:
-            return False
-        rec, result = self.recorded(MAIN), self.recorded("concurrent")
-        if getattr(rec, "end", None) != "watched" or result is None:
-            return False
-        heads = [s for s in getattr(result, "streams", []) if s.rec is not None and s.rec.head_t is not None
-                 and s.rec.head_t < SHARED_HEAD_S]
-        return len(heads) >= 2
-
-    def _record_after(self, scenario: str, before: list[Future]):
-        futures_wait(before)
-        if self._capacity is None or SCENARIOS[scenario].exclusive or scenario == MAIN:
-            return self._record(scenario)
-        with self._capacity.hold(SCENARIOS[scenario].connections):
-            return self._record(scenario)
 
     def plan(self):
         """The request plan of this target (``conformance.budget``): what each scenario its
@@ -344,6 +449,10 @@ class TargetRun:
             if left:
                 self._left = left
         if scenario == MAIN:
+            if self._browsers and getattr(rec, "head_t", None) is not None:
+                # the browsers start now, once the main GET is judged-ready: their start (seconds of
+                # CPU each) overlaps the exclusive scenarios rather than the GET or the shared ones
+                _prestart_browsers(self._browsers, self.target.insecure)
             self.target.resolve(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
                 free = self.target.delivery(rec).free
@@ -473,8 +582,6 @@ class TargetRun:
         for f in self._placeholders:   # shared scenarios _run_shared has not begun
             f.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._side_pool:
-            self._side_pool.shutdown(wait=False, cancel_futures=True)
 
     def judge_interrupted(self, check: Check) -> None:
         """After an interrupt, the result of a check that had none yet: judged on its recording
@@ -503,8 +610,6 @@ class TargetRun:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for f in self._placeholders:   # never started: nothing waits on them forever
             f.cancel()
-        if self._side_pool:
-            self._side_pool.shutdown(wait=False, cancel_futures=True)
         if self.server:
             self.server.stop(grace)
 

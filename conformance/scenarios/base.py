@@ -97,13 +97,19 @@ class Scenario:
     exclusive: bool = False
     # The most connections it holds open on the target at once. Shared scenarios run side by
     # side only while the sum of theirs fits the server's known workers (``run.Capacity``), so
-    # the suite never makes a target's requests wait for one another (docs: scheduling).
-    connections: int = 1
+    # the suite never makes a target's requests wait for one another (docs: scheduling). A
+    # function of the context where it depends on the target (a browser loads the holder page
+    # on built-in targets only).
+    connections: int | Callable[[Context], int] = 1
     # The scenario's record when it will not be recorded for this target, known from the target
     # and the run's options alone, before anything is recorded (no I/O): a chain without
     # --reference, a disconnect on a server we did not start. Every check that reads it is then
     # ``skip``, so the run neither records it nor waits for its turn (``run.TargetRun``).
     skip: Callable[[Context], Any] | None = None
+
+    def held(self, ctx: Context) -> int:
+        """The most connections this scenario holds on ``ctx``'s target at once."""
+        return self.connections(ctx) if callable(self.connections) else self.connections
 
 
 def exchange(name: str, description: str, **kw) -> Scenario:

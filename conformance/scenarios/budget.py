@@ -56,6 +56,7 @@ class Plan:
     budget: int | None                       # None: no cap
     budget_given: bool                       # --max-requests (else the unsafe default, or none)
     rows: list[Row] = field(default_factory=list)
+    bound: str = ""                          # how long the run may take (time_bound), one line
 
     @property
     def total(self) -> int:
@@ -82,6 +83,8 @@ class Plan:
                 out.append(f"  {r.scenario:<16}   -  {r.reason}")
         out.append(f"  {'total':<16} {self.total:>3}  requests to this target")
         out.append(f"  ({OWN})")
+        if self.bound:
+            out.append(f"  time: {self.bound}")
         return out
 
     def to_dict(self) -> dict:
@@ -119,6 +122,29 @@ def requests_of(scenario: str, target, builtin: bool = False) -> tuple[int, str,
     return 1, m, ""
 
 
+# The bounds a user can count on (docs/scheduling.md, "How long a run takes"), for a default run
+# with only a URL on a server that serves several streams at once: S the stream's own length
+# (request to its last byte), W its watch window.
+BOUND_FACTOR, BOUND_SLACK_S = 3, 10
+
+
+def time_bound(target, builtin: bool = False) -> str:
+    """How long the target's recordings take at most, in words: 3·S + 10 s for a stream of S
+    seconds, W + 10 s for one that does not end within its watch window W (s)."""
+    watch = target.watch_s() if hasattr(target, "watch_s") else None
+    endless = f"an endless stream at most {watch:g} + {BOUND_SLACK_S} s (its watch window, --watch)" if watch else ""
+    known = getattr(target, "schedule_known", False) and hasattr(target, "expected_span")
+    if known:
+        span = target.expected_span()
+        head = (f"at most {BOUND_FACTOR} x {span:.1f} + {BOUND_SLACK_S} = {BOUND_FACTOR * span + BOUND_SLACK_S:.0f} s "
+                f"for its {span:.1f} s stream")
+    else:
+        head = f"at most {BOUND_FACTOR} x S + {BOUND_SLACK_S} s, S the stream's own length (learnt from the first GET)"
+    extra = ("; a built-in target also records its exclusive scenarios (several streams, the large body, "
+             "the disconnect) and the holder page") if builtin else ""
+    return f"{head}; {endless}; on a server that serves one stream at a time, about one stream per scenario" + extra
+
+
 def make_plan(target, scenarios: list[str], repeat: int = 1, builtin: bool = False) -> Plan:
     """The plan for one target: ``scenarios`` (those its selected checks read) in admission
     order, each sent or not (GET_ONLY for another method, else over the budget)."""
@@ -126,6 +152,10 @@ def make_plan(target, scenarios: list[str], repeat: int = 1, builtin: bool = Fal
     given = getattr(target, "max_requests", None)
     budget = given if given is not None else (None if is_safe(method) else UNSAFE_DEFAULT)
     plan = Plan(getattr(target, "id", "?"), method, budget, given is not None)
+    try:
+        plan.bound = time_bound(target, builtin)
+    except Exception:  # noqa: BLE001 - a line of the plan must never cost the run
+        plan.bound = ""
     rank = {s: i for i, s in enumerate(PRIORITY)}
     ordered = sorted(scenarios, key=lambda s: (rank.get(s, len(PRIORITY)), scenarios.index(s)))
     used = 0
