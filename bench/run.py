@@ -230,14 +230,14 @@ def url_runs(log) -> dict:
     """A default run with only a URL (targets.streams sse-tokens), ten URL targets in one run
     (ten such servers), and an endless feed (sse-endless): each run's wall time, the stream's
     own length (the main GET's, from the trace) and the verdicts."""
-    from targets import launcher
+    from conformance.targets import launcher
     out = {}
     servers = []
     try:
         for i in range(10):
-            servers.append(launcher.start(f"bench-sse-{i}", ["{python}", "-m", "targets.streams", "sse-tokens",
+            servers.append(launcher.start(f"bench-sse-{i}", ["{python}", "-m", "conformance.targets.streams", "sse-tokens",
                                                              "{address}"], 1.0))
-        endless = launcher.start("bench-endless", ["{python}", "-m", "targets.streams", "sse-endless", "{address}"], 1.0)
+        endless = launcher.start("bench-endless", ["{python}", "-m", "conformance.targets.streams", "sse-endless", "{address}"], 1.0)
         servers.append(endless)
         for key, urls in (("one", [servers[0].base_url + "/"]), ("ten", [s.base_url + "/" for s in servers[:10]]),
                           ("endless", [endless.base_url + "/"])):

@@ -42,7 +42,7 @@ def run_suite(extra: list[str]) -> tuple[dict, float]:
 
 
 def table(doc: dict, command: str, wall: float | None = None) -> str:
-    from targets.registry import BUILTINS
+    from conformance.targets.registry import BUILTINS
     results = doc["results"]
     targets = [t["id"] for t in doc["targets"]]
     checks: list[str] = []
@@ -81,7 +81,7 @@ def table(doc: dict, command: str, wall: float | None = None) -> str:
             what += f" — could not start: {t['error'].splitlines()[-1]}"
         iv = interval.get(t["id"])
         out.append(f"| `{t['id']}` | {what} | {t.get('server') or '–'} | {f'{iv:g} s' if iv else '–'} |")
-    from targets.matrix import NOTES
+    from conformance.targets.matrix import NOTES
     notes = [(t, NOTES[t]) for t in targets if t in NOTES]
     if notes:
         out += ["", "## What each stack does", "",

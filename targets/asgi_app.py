@@ -17,7 +17,7 @@ import re
 import sys
 import time
 
-from targets.timescale import factor
+from .timescale import factor
 
 HTML = b"text/html; charset=utf-8"
 HOLDER_BOXES, HOLDER_DELAY, HOLDER_COUNTDOWN = 4, 3, 10

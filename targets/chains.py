@@ -29,8 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from targets.nginx import SBIN, _free_port, _stop, _terminate, _wait_listening, first_exit
-from targets.nginx import config as nginx_config
+from .nginx import SBIN, _free_port, _stop, _terminate, _wait_listening, first_exit
+from .nginx import config as nginx_config
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def proxy_argv(chain: Chain, listen: str, origin: int, tmp: Path, fcgi_port: int
 
 
 def main(name: str, address: str, origin_port: int) -> int:
-    from targets.launcher import _die_with_parent
+    from .launcher import _die_with_parent
     chain = CHAINS[name]
     if find(PROGRAMS[chain.proxy]) is None:
         print(f"{PROGRAMS[chain.proxy]} is not installed ({INSTALL_HINTS[chain.proxy]})", file=sys.stderr)
@@ -226,7 +226,7 @@ def main(name: str, address: str, origin_port: int) -> int:
         fcgi_port = None
         if chain.origin == "fcgi":   # the probe as php-fpm serves an app, and over HTTP
             fcgi_port = _free_port(avoid=origin_port)
-            argv = [sys.executable, "-m", "targets.probe_origins", "fcgi", str(fcgi_port), str(origin_port)]
+            argv = [sys.executable, "-m", f"{__package__}.probe_origins", "fcgi", str(fcgi_port), str(origin_port)]
         else:
             argv = [sys.executable, "-m", "conformance.probe", "--port", str(origin_port)]
         origin = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
@@ -250,12 +250,12 @@ COUNT = 5   # events per stream; the interval is the probe's, 1 s × the time sc
 
 
 def builtins() -> list:
-    from targets.registry import Builtin   # here: the registry imports this module while it loads
+    from .registry import Builtin   # here: the registry imports this module while it loads
     out = []
     for name, c in CHAINS.items():
         role = (f"holds ({'under compression only' if c.holds == 'compressed' else 'the stream'})" if c.holds
                 else "the fix of " + " and ".join(f"chain-{f}" for f in c.fix_of) if c.fix_of else "streams")
-        out.append(Builtin(f"chain-{name}", ("{python}", "-m", "targets.chains", name, "{address}", "{origin_port}"),
+        out.append(Builtin(f"chain-{name}", ("{python}", "-m", f"{__package__}.chains", name, "{address}", "{origin_port}"),
                            f"the probe (SSE) behind {c.proxy}: {c.what}; {role}",
                            path="/sse/{count}?interval={interval}", profile="sse", interval=1.0,
                            requires=(f"program:{PROGRAMS[c.proxy]}",), install_hint=INSTALL_HINTS[c.proxy],

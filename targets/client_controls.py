@@ -24,8 +24,8 @@ import sys
 import threading
 import time
 
-from targets.controls import chunk, serve_requests
-from targets.timescale import factor
+from .controls import chunk, serve_requests
+from .timescale import factor
 
 MODES = {
     "client-sse": "SSE: 40 events at random 20-250 ms gaps (seeded), chunked",
@@ -58,8 +58,8 @@ def ndjson_schedule(scale: float = 1.0) -> list[tuple[float, bytes]]:
 
 
 def builtins():
-    from targets.registry import Builtin
-    return [Builtin(f"control-{mode}", ("{python}", "-m", "targets.client_controls", mode, "{address}"),
+    from .registry import Builtin
+    return [Builtin(f"control-{mode}", ("{python}", "-m", f"{__package__}.client_controls", mode, "{address}"),
                     f"control: {what}", path=PATHS[mode], profile=PROFILES[mode], interval=INTERVALS[mode])
             for mode, what in MODES.items()]
 

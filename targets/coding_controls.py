@@ -28,8 +28,8 @@ import threading
 import time
 import zlib
 
-from targets.controls import chunk, serve_requests
-from targets.timescale import factor
+from .controls import chunk, serve_requests
+from .timescale import factor
 
 MODES = {
     "sse-gzip-then-plain": "SSE, 10 events; under gzip the first is a complete gzip member and nine follow uncoded",
@@ -115,8 +115,8 @@ def answer(mode: str, sock: socket.socket, method: str, path: str, version: str,
 
 def builtins():
     """The modes as built-in targets ``control-<mode>`` (``targets.registry``)."""
-    from targets.registry import Builtin
-    return [Builtin(f"control-{mode}", ("{python}", "-m", "targets.coding_controls", mode, "{address}"),
+    from .registry import Builtin
+    return [Builtin(f"control-{mode}", ("{python}", "-m", f"{__package__}.coding_controls", mode, "{address}"),
                     f"control: {what}", path="/", profile=None, interval=None) for mode, what in MODES.items()]
 
 

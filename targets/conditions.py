@@ -33,8 +33,8 @@ import time
 import zlib
 from urllib.parse import parse_qs, urlsplit
 
-from targets.controls import chunk, countdown_schedule
-from targets.timescale import factor
+from .controls import chunk, countdown_schedule
+from .timescale import factor
 
 MODES = {
     "gzip-stream": "gzip-encodes the countdown and flushes after every write (streams)",
@@ -59,8 +59,8 @@ def large_path(builtin: str, size: int) -> str | None:
 
 
 def builtins():
-    from targets.registry import Builtin
-    return [Builtin(f"control-{mode}", ("{python}", "-m", "targets.conditions", mode, "{address}"),
+    from .registry import Builtin
+    return [Builtin(f"control-{mode}", ("{python}", "-m", f"{__package__}.conditions", mode, "{address}"),
                     f"control: {what}") for mode, what in MODES.items()]
 
 

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from targets.timescale import factor
+from .timescale import factor
 
 MODES = {
     "stream": "correct chunked streaming (the positive control)",

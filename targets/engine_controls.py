@@ -24,8 +24,8 @@ import sys
 import threading
 import time
 
-from targets.controls import chunk, serve_requests
-from targets.timescale import factor
+from .controls import chunk, serve_requests
+from .timescale import factor
 
 MODES = {
     "engines-html": "HTML countdown in pieces of 40 bytes, 0.5 s apart (no padding)",
@@ -51,7 +51,7 @@ def html_pieces(count: int, padding: bytes = b"") -> list[bytes]:
 
 
 def builtins():
-    from targets.registry import Builtin
+    from .registry import Builtin
     out = []
     for mode, what in MODES.items():
         if mode.startswith("engines-html"):
@@ -59,7 +59,7 @@ def builtins():
         else:
             kind = "sse" if "sse" in mode else "ndjson"
             kw = dict(path=f"/{kind}", profile=kind, interval=STREAM_INTERVAL)
-        out.append(Builtin(f"control-{mode}", ("{python}", "-m", "targets.engine_controls", mode, "{address}"),
+        out.append(Builtin(f"control-{mode}", ("{python}", "-m", f"{__package__}.engine_controls", mode, "{address}"),
                            f"control: {what}", parallel_scenarios=3, workers=10, **kw))
     return out
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from targets.asgi_app import app as streaming_app
-from targets.asgi_app import countdown
-from targets.timescale import factor
-from targets.tlscert import write_self_signed
+from .asgi_app import app as streaming_app
+from .asgi_app import countdown
+from .timescale import factor
+from .tlscert import write_self_signed
 
 
 async def buffered_app(scope, receive, send):

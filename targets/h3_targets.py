@@ -36,8 +36,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from targets.nginx import _stop, _terminate, _wait_listening, first_exit
-from targets.tlscert import write_self_signed
+from .nginx import _stop, _terminate, _wait_listening, first_exit
+from .tlscert import write_self_signed
 
 VARIANTS = {
     "stream": ("reverse_proxy with Caddy's defaults, HTTP/3 on; streams over every protocol", ""),
@@ -103,9 +103,9 @@ COUNT = 5   # events per stream; the interval is the probe's, 1 s × the time sc
 
 
 def builtins() -> list:
-    from targets.registry import Builtin   # here: the registry imports this module while it loads
+    from .registry import Builtin   # here: the registry imports this module while it loads
     names = {"stream": "caddy-h3", "buffered": "control-h3-buffered", "no-h3": "control-https-no-h3"}
-    return [Builtin(names[v], ("{python}", "-m", "targets.h3_targets", v, "{address}", "{origin_port}"),
+    return [Builtin(names[v], ("{python}", "-m", f"{__package__}.h3_targets", v, "{address}", "{origin_port}"),
                     f"the probe (SSE) behind Caddy over HTTPS: {what}",
                     path="/sse/{count}?interval={interval}", profile="sse", interval=1.0, scheme="https",
                     insecure=True, requires=("program:caddy", "module:cryptography"), install_hint=INSTALL_HINT)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from targets.timescale import factor
+from .timescale import factor
 
 MODES = {
     "slow-head": "sends the response head one byte every 2 s",

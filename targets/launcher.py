@@ -23,9 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from targets.timescale import ENV as TIME_SCALE_ENV
+from .timescale import ENV as TIME_SCALE_ENV
 
 STDERR_KEEP = 64 * 1024  # bytes of a server's stderr kept for the report
+# A checkout (``conformance/`` and ``targets/`` side by side) puts its root on the servers' PYTHONPATH;
+# an installed wheel (these servers are ``conformance.targets`` there) needs none, and its package
+# folder must not become a top-level entry of anyone's path.
+_PARENT = Path(__file__).resolve().parent.parent
+CHECKOUT_ROOT = str(_PARENT) if (_PARENT / "conformance").is_dir() else None
 _running: set["Running"] = set()
 
 
@@ -50,7 +55,7 @@ class Running:
 
     def large_path(self, size: int) -> str | None:
         """The path of this built-in target's large body of ``size`` bytes (None: it has none)."""
-        from targets.conditions import large_path   # a server module: loaded only when a large body is asked for
+        from .conditions import large_path   # a server module: loaded only when a large body is asked for
         return large_path(self.name, size)
 
     def stderr(self) -> str:
@@ -167,7 +172,7 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
     HOST:PORT (``{host}`` and ``{port}`` its parts), ``{python}`` this interpreter,
     ``{targets}`` this folder and ``{origin_port}`` a second free port (a chain's origin, kept as
     ``Running.origin_port``). Retries on a port taken between probe and bind. ``env``: variables
-    set for the server (a ``PYTHONPATH`` goes after the suite's own root); ``cwd``: its working
+    set for the server (a ``PYTHONPATH`` goes after a checkout's root); ``cwd``: its working
     directory (default: a temporary one)."""
     last_error = ""
     for _attempt in range(3):
@@ -176,8 +181,8 @@ def start(name: str, argv: list[str], time_scale: float = 1.0, ready_timeout: fl
         tmp = tempfile.TemporaryDirectory(prefix=f"conformance-{name}-")
         stderr_path = Path(tmp.name) / "stderr.log"
         child_env = dict(os.environ, **{TIME_SCALE_ENV: repr(time_scale), "PYTHONUNBUFFERED": "1"}, **(env or {}))
-        root = str(Path(__file__).resolve().parent.parent)
-        child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
+        if CHECKOUT_ROOT:
+            child_env["PYTHONPATH"] = CHECKOUT_ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
         cmd = [a.replace("{address}", f"{host}:{port}").replace("{host}", host).replace("{port}", str(port))
                .replace("{origin_port}", str(origin_port))
                .replace("{python}", sys.executable).replace("{targets}", str(Path(__file__).resolve().parent))

@@ -139,7 +139,7 @@ def _terminate(signum, frame):
 
 
 def main(variant: str, address: str, upstream_argv: list[str] | None = None) -> int:
-    from targets.launcher import _die_with_parent
+    from .launcher import _die_with_parent
     nginx = find_nginx()
     if nginx is None:
         print(f"nginx is not installed ({INSTALL_HINT})", file=sys.stderr)

@@ -27,8 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from targets.nginx import SBIN, _free_port, _stop, _terminate, _wait_listening, first_exit
-from targets.timescale import factor
+from .nginx import SBIN, _free_port, _stop, _terminate, _wait_listening, first_exit
+from .timescale import factor
 
 VARIANTS = {"php-fpm-nginx": "Debian's defaults (fastcgi_buffering on); holds the whole response",
             "php-fpm-nginx-unbuffered": "fastcgi_buffering off in the PHP location; streams"}
@@ -95,7 +95,7 @@ def fpm_conf(tmp: Path, port: int) -> str:
 
 
 def main(variant: str, address: str) -> int:
-    from targets.launcher import _die_with_parent
+    from .launcher import _die_with_parent
     nginx, fpm = shutil.which("nginx") or shutil.which("nginx", path=SBIN), find_fpm()
     if not nginx or not fpm:
         print(f"nginx or php-fpm is not installed ({INSTALL_HINT})", file=sys.stderr)
@@ -132,9 +132,9 @@ def main(variant: str, address: str) -> int:
 
 
 def builtins() -> list:
-    from targets.registry import Builtin   # here: the registry imports this module while it loads
+    from .registry import Builtin   # here: the registry imports this module while it loads
     fpm = find_fpm()
-    return [Builtin(name, ("{python}", "-m", "targets.php_nginx", name, "{address}"),
+    return [Builtin(name, ("{python}", "-m", f"{__package__}.php_nginx", name, "{address}"),
                     f"Debian's PHP-FPM behind Debian's nginx (FastCGI), an SSE script with ob_flush(); flush(): {what}",
                     path="/sse.php", profile=None, interval=None,
                     requires=("program:nginx", f"program:{Path(fpm).name if fpm else 'php-fpm'}"),

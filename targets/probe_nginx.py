@@ -16,11 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from targets.nginx import INSTALL_HINT, VARIANTS, _stop, _terminate, config, find_nginx
+from .nginx import INSTALL_HINT, VARIANTS, _stop, _terminate, config, find_nginx
 
 
 def main(variant: str, upstream_port: int, address: str) -> int:
-    from targets.launcher import _die_with_parent
+    from .launcher import _die_with_parent
     nginx = find_nginx()
     if nginx is None:
         print(f"nginx is not installed ({INSTALL_HINT})", file=sys.stderr)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from targets.controls import MODES
+from .controls import MODES
 
 # The main job runs at the seed's own timing (1 s per item), so its countdown is short enough to
 # finish in well under a minute: /5 takes 6 s per request.
@@ -71,15 +71,15 @@ BUILTINS: dict[str, Builtin] = {
 }
 for _mode, _what in MODES.items():
     BUILTINS[f"control-{_mode}"] = Builtin(
-        f"control-{_mode}", ("{python}", "-m", "targets.controls", _mode, "{address}"), f"control: {_what}")
+        f"control-{_mode}", ("{python}", "-m", f"{__package__}.controls", _mode, "{address}"), f"control: {_what}")
 
 DEFAULT_TARGETS = ("webpy-seed", "webpy")
 
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
 # the server/proxy matrix, the delivery-condition controls, the real-stream and client controls, the built-in chains.
-for _module in ("targets.matrix", "targets.conditions", "targets.tls_targets", "targets.streams",
-                "targets.client_controls", "targets.chains", "targets.coding_controls",
-                "targets.php_nginx", "targets.engine_controls", "targets.h3_targets"):
+for _module in (f"{__package__}.{_name}" for _name in ("matrix", "conditions", "tls_targets", "streams", "client_controls",
+                                                      "chains", "coding_controls", "php_nginx", "engine_controls",
+                                                      "h3_targets")):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:

@@ -34,8 +34,8 @@ import threading
 import time
 import zlib
 
-from targets.controls import chunk, serve_requests
-from targets.timescale import factor
+from .controls import chunk, serve_requests
+from .timescale import factor
 
 MODES = {
     "sse-tokens": "SSE, 40 events each after a random 20-250 ms pause",
@@ -210,6 +210,6 @@ if __name__ == "__main__":
 def builtins():
     """The modes as built-in targets ``control-<mode>``: judged, as users' URLs are, with no
     profile or interval given (see ``targets.registry``)."""
-    from targets.registry import Builtin
-    return [Builtin(f"control-{mode}", ("{python}", "-m", "targets.streams", mode, "{address}"), f"control: {what}",
+    from .registry import Builtin
+    return [Builtin(f"control-{mode}", ("{python}", "-m", f"{__package__}.streams", mode, "{address}"), f"control: {what}",
                     path="/", profile=None, interval=None) for mode, what in MODES.items()]

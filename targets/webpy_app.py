@@ -29,7 +29,10 @@ import time as _real_time
 
 import web
 
-from targets.timescale import scaled_time
+if __package__:
+    from .timescale import scaled_time
+else:   # run as a script, ``{targets}/webpy_app.py`` (web.py reloads its own file by name)
+    from timescale import scaled_time
 
 time = scaled_time(_real_time)
 

@@ -7,7 +7,10 @@ multiplies every sleep so tests can run the same schedule faster. Run it as
 """
 # --- added: the time-scale knob -------------------------------------------------------------
 import time as _real_time
-from targets.timescale import scaled_time
+if __package__:
+    from .timescale import scaled_time
+else:   # run as a script, ``{targets}/webpy_seed.py`` (web.py reloads its own file by name)
+    from timescale import scaled_time
 # --- the seed, verbatim ---------------------------------------------------------------------
 # Simple streaming server demonstration
 # Uses time.sleep to emulate a large file read

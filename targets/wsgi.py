@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-APPS = {"webpy": "targets.webpy_app", "seed": "targets.webpy_seed"}
+APPS = {"webpy": f"{__package__}.webpy_app", "seed": f"{__package__}.webpy_seed"}
 
 
 def wsgi_app(name: str):

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from targets.controls import serve_requests
-from targets.timescale import factor
+from .controls import serve_requests
+from .timescale import factor
 
 REASON = b'OK <img src=x onerror="alert(3)">'
 HEADERS = [

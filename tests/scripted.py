@@ -186,7 +186,7 @@ class ScriptedServer:
 def make_tls(tmp_path, hostname: str = "localhost", ip: bool = True):
     """A self-signed certificate for ``hostname`` (and 127.0.0.1 when ``ip``): (server context,
     the certificate's file, which a client trusts as its CA)."""
-    from targets.tlscert import write_self_signed
+    from conformance.targets.tlscert import write_self_signed
 
     cert_file, key_file = write_self_signed(tmp_path, hostname, ips=ip)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -196,7 +196,7 @@ def test_large_url_is_a_path_on_the_apps_own_server(stream_check):
 
 
 def test_a_url_is_checked_too(stream_check):
-    from targets import launcher
+    from conformance.targets import launcher
     server = launcher.start("probe", ["{python}", "-m", "conformance.probe", "--port", "{port}"])
     try:
         found = stream_check(server.base_url + "/sse/3?interval=0.2", checks=["delivery.progressive"])

@@ -25,7 +25,7 @@ from conformance.checks.catalogue import CHECKS, load_all
 from conformance.engine.run import Options, Run
 from conformance.scenarios.base import SCENARIOS, Context
 from conformance.analysis.target import Target
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 CHECK = CHECKS["browser.progressive-render"]
@@ -161,7 +161,7 @@ def test_strict_run_fails_a_buffered_target_through_the_plugin(tmp_path):
 
 def test_an_unreachable_target_is_an_error(tmp_path):
     require_browser()
-    from targets.launcher import free_port
+    from conformance.targets.launcher import free_port
     url = f"http://127.0.0.1:{free_port()}/4"
     target = Target("t", url, "countdown", 0.1)
     rec = SCENARIOS[browser.SCENARIO].run(Context(target, url, 1.0, 5.0))
@@ -362,7 +362,7 @@ def test_an_endless_stream_is_read_for_the_watch_window_without_a_profile():
     """No profile and no GET (``--check browser.`` alone): a first fetch() finds the event
     stream and its event types; EventSource then reads it until the watch window closes it."""
     require_browser()
-    from targets import launcher
+    from conformance.targets import launcher
     b = BUILTINS["control-sse-endless"]
     server = launcher.start(b.name, list(b.argv), 1.0)
     try:
@@ -383,7 +383,7 @@ def test_an_endless_stream_is_read_for_the_watch_window_without_a_profile():
 
 def test_an_unreachable_stream_is_an_error():
     require_browser()
-    from targets.launcher import free_port
+    from conformance.targets.launcher import free_port
     url = f"http://127.0.0.1:{free_port()}/events"
     target = Target("t", url, "sse", None)
     rec = SCENARIOS[browser.SCENARIO].run(Context(target, url, 2.0, 10.0))

@@ -9,7 +9,7 @@ from conformance.engine.run import RESERVED_WORKERS, Capacity, served_at_once, s
 from conformance.scenarios.base import SCENARIOS, Context
 from conformance.scenarios.conditions import Concurrent, Stream
 from conformance.wire.recording import Recording
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 

@@ -20,8 +20,8 @@ from conformance.wire.recorder import BadURL
 from conformance.wire.recording import Piece, Recording
 from conformance.scenarios.base import SCENARIOS, Context
 from conformance.analysis.target import Target
-from targets import launcher
-from targets.nginx import find_nginx
+from conformance.targets import launcher
+from conformance.targets.nginx import find_nginx
 
 load_all()
 CHAIN = CHECKS["delivery.chain"]
@@ -239,7 +239,7 @@ def origin():
 
 
 def nginx(origin, variant: str):
-    return launcher.start(f"probe-nginx-{variant}", ["{python}", "-m", "targets.probe_nginx", variant,
+    return launcher.start(f"probe-nginx-{variant}", ["{python}", "-m", "conformance.targets.probe_nginx", variant,
                                                      str(origin.port), "{address}"])
 
 

@@ -13,8 +13,8 @@ import pytest
 from conformance.checks.catalogue import CHECKS, load_all
 from conformance.engine.run import Options, Run
 from conformance.analysis.target import Target
-from targets.chains import CHAINS, INSTALL_HINTS
-from targets.registry import BUILTINS
+from conformance.targets.chains import CHAINS, INSTALL_HINTS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 TIME_SCALE, COUNT = 0.3, 5

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import launcher
+from conformance.targets import launcher
 from processes import processes_tagged
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def test_an_unreachable_target_is_an_error_with_its_own_exit_code(tmp_path):
 
 
 def test_a_non_2xx_answer_is_an_error_showing_the_status(tmp_path):
-    server = launcher.start("control-stream", ["{python}", "-m", "targets.controls", "stream", "{address}"], 0.05)
+    server = launcher.start("control-stream", ["{python}", "-m", "conformance.targets.controls", "stream", "{address}"], 0.05)
     try:
         p = suite("--target-url", server.base_url + "/missing", "--check", "framing.complete", report_dir=tmp_path)
     finally:

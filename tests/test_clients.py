@@ -17,12 +17,12 @@ import pytest
 
 from conformance.checks.catalogue import CHECKS, load_all
 from conformance.scenarios.clients import ClientRun, record_node_fetch, replay_wire, _WireLog
-from conformance.checks.test_clients import explain, header_fault
+from conformance.checks._judging import explain, header_fault
 from conformance.wire.recording import Recording
 from conformance.engine.run import Options, Run
 from conformance.scenarios.base import Context
 from conformance.analysis.target import Target
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 
 load_all()
 CLIENTS = ("client.httpx", "client.requests", "client.node-fetch")

@@ -137,7 +137,7 @@ def test_php_fpm_behind_nginx_defaults_hold_and_fastcgi_buffering_off_streams(tm
     together at the end; with fastcgi_buffering off each event 0.3 s apart. The suite, given only
     the target, says the same, with one cause whose fix names fastcgi_buffering (no header names
     PHP: Debian's expose_php = Off)."""
-    from targets.registry import BUILTINS
+    from conformance.targets.registry import BUILTINS
     missing = BUILTINS["php-fpm-nginx"].missing()
     if missing:
         pytest.skip(missing)

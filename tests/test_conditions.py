@@ -28,7 +28,7 @@ from conformance.wire.recording import Piece, Recording
 from conformance.analysis.target import Target
 from conformance.analysis.timing import MIB, BodyMargins, Margins, analyse
 from conformance.analysis.units import ndjson_line_ends, sse_event_ends
-from targets import launcher
+from conformance.targets import launcher
 
 load_all()
 DELIVERY = ("delivery.first-byte", "delivery.progressive", "delivery.cadence")

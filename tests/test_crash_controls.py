@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import launcher
+from conformance.targets import launcher
 from tests.test_browser import require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def server(request):
     running.stop()
 
 
-@pytest.mark.parametrize("server", [("h2-only", "targets.h2_server")], indirect=True)
+@pytest.mark.parametrize("server", [("h2-only", "conformance.targets.h2_server")], indirect=True)
 def test_h2_streams_where_http11_is_held(server, tmp_path):
     url = server.base_url.replace("http://", "https://") + "/5"
     proc, doc = conformance(url, "--insecure", "--check", "delivery.h2", "--check", "delivery.progressive",
@@ -57,8 +57,8 @@ def test_h2_streams_where_http11_is_held(server, tmp_path):
     assert h2["metrics"]["data_frames"] >= 5 and "DATA frames" in h2["observed"]
 
 
-@pytest.mark.parametrize("server, expected", [(("stream", "targets.controls"), "pass"),
-                                              (("buffered", "targets.controls"), None)], indirect=["server"])
+@pytest.mark.parametrize("server, expected", [(("stream", "conformance.targets.controls"), "pass"),
+                                              (("buffered", "conformance.targets.controls"), None)], indirect=["server"])
 def test_a_countdown_page_without_interval_in_the_browser(server, expected, tmp_path):
     require_browser()
     proc, doc = conformance(server.base_url + "/5", "--check", "browser.progressive-render",

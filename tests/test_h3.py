@@ -27,9 +27,9 @@ from aioquic.quic.events import ProtocolNegotiated
 
 from conformance.scenarios.budget import make_plan
 from conformance.wire.h3 import alt_svc_h3, record_h3
-from targets import launcher
-from targets.registry import BUILTINS
-from targets.tlscert import write_self_signed
+from conformance.targets import launcher
+from conformance.targets.registry import BUILTINS
+from conformance.targets.tlscert import write_self_signed
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE, COUNT = 0.3, 5   # 5 SSE events 0.3 s apart
@@ -124,7 +124,7 @@ def test_https_without_alt_svc_h3_is_skip_with_the_reason(caddy, tmp_path):
 
 
 def test_an_http_target_is_skip_before_anything_is_sent(tmp_path):
-    server = launcher.start("control-stream", ["{python}", "-m", "targets.controls", "stream", "{address}"], 0.05)
+    server = launcher.start("control-stream", ["{python}", "-m", "conformance.targets.controls", "stream", "{address}"], 0.05)
     try:
         url = f"http://127.0.0.1:{server.port}/3"
         p, doc = run_cli(url, "--check", "delivery.h3", report_dir=tmp_path)

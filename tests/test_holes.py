@@ -135,8 +135,8 @@ def test_a_scenario_known_to_skip_is_not_queued_behind_a_stream(tmp_path):
 def test_a_chain_with_a_reference_is_recorded(tmp_path):
     """The control: with --reference the chain is recorded (its four legs) and judged."""
     from conformance.scenarios.chain import set_reference
-    from targets import launcher
-    server = launcher.start("control-sse-tokens", ["{python}", "-m", "targets.streams", "sse-tokens", "{address}"], 1.0)
+    from conformance.targets import launcher
+    server = launcher.start("control-sse-tokens", ["{python}", "-m", "conformance.targets.streams", "sse-tokens", "{address}"], 1.0)
     try:
         target = Target("tokens", server.base_url + "/", "sse", None)
         set_reference(target, server.base_url + "/")

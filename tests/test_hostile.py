@@ -22,8 +22,8 @@ import pytest
 from conformance.wire import recorder, tolerant
 from conformance.wire.recorder import READ_SIZE, Exchange, record
 from conformance.wire.recording import BODY_KEEP, HEAD_LIMIT, PIECES_KEEP, RAW_KEEP, READS_KEEP, Recording
-from targets import launcher
-from targets.hostile import MODES
+from conformance.targets import launcher
+from conformance.targets.hostile import MODES
 
 SLACK = 3.0  # what a busy machine may add to a recording's own bound
 
@@ -34,7 +34,7 @@ def servers():
 
     def url(mode: str) -> str:
         if mode not in running:
-            running[mode] = launcher.start(f"hostile-{mode}", ["{python}", "-m", "targets.hostile", mode, "{address}"])
+            running[mode] = launcher.start(f"hostile-{mode}", ["{python}", "-m", "conformance.targets.hostile", mode, "{address}"])
         return running[mode].base_url + "/"
 
     try:

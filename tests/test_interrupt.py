@@ -236,7 +236,7 @@ def test_sigint_during_the_browser_check(suite):
     # the seed's own pace (1 s items): the page streams for 6 s
     s = suite("--target", "control-stream", "--check", "browser.progressive-render", "--count", "5")
     s.wait_for("Chromium started", lambda: any("chrom" in cmdline(pid) for pid in s.processes()), timeout=90)
-    server = next(pid for pid in s.processes() if "targets.controls" in cmdline(pid))
+    server = next(pid for pid in s.processes() if "conformance.targets.controls" in cmdline(pid))
     s.wait_for("Chromium requested the page", lambda: server_connections(server) >= 2, timeout=60)
     doc = assert_interrupted_run(s, s.interrupt(signal.SIGINT))
     # the prefix selects every engine's check; Chromium's was the one under way
@@ -278,9 +278,9 @@ def test_the_main_job_interrupted_halfway(suite, sig):
 
 SECOND_SIGNAL = """
 import os, signal
-from targets import launcher
+from conformance.targets import launcher
 from conformance.engine import run
-server = launcher.start("control-sse-endless", ["{python}", "-m", "targets.streams", "sse-endless", "{address}"])
+server = launcher.start("control-sse-endless", ["{python}", "-m", "conformance.targets.streams", "sse-endless", "{address}"])
 print(server.process.pid, flush=True)
 run._arm_second_signal()        # as the first SIGINT or SIGTERM does
 os.kill(os.getpid(), signal.SIGTERM)

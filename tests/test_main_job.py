@@ -19,7 +19,7 @@ import pytest
 
 from conformance import schema
 from conformance.checks.catalogue import CHECKS, load_all
-from targets import launcher
+from conformance.targets import launcher
 from tests.test_browser import require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def test_the_main_job_as_the_readme_states_it(tmp_path):
 @pytest.mark.slow
 def test_a_url_run_on_a_builtin_stream(tmp_path):
     require_browser()
-    server = launcher.start("control-sse-tokens", ["{python}", "-m", "targets.streams", "sse-tokens", "{address}"], 1.0)
+    server = launcher.start("control-sse-tokens", ["{python}", "-m", "conformance.targets.streams", "sse-tokens", "{address}"], 1.0)
     try:
         proc = subprocess.run([sys.executable, "-m", "conformance", server.base_url + "/",
                                "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -15,8 +15,8 @@ import pytest
 from conformance.checks.catalogue import CHECKS, INFO, load_all
 from conformance.engine.run import Options, Run
 from conformance.analysis.target import Target
-from targets import launcher, matrix
-from targets.registry import BUILTINS, Builtin
+from conformance.targets import launcher, matrix
+from conformance.targets.registry import BUILTINS, Builtin
 from processes import processes_tagged
 
 load_all()

@@ -21,7 +21,7 @@ from conformance.probe import (PROFILES, ProbeRequest, arrival_times, clock_offs
                                write_delays)
 from conformance.wire.recorder import record
 from conformance.wire.recording import Piece, Recording
-from targets import launcher
+from conformance.targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL, COUNT = 0.4, 3

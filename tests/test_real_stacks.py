@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import launcher
+from conformance.targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPRESS = ROOT / "targets" / "express"

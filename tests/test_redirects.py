@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from targets.controls import serve_requests
+from conformance.targets.controls import serve_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "Bearer s3cret-token"

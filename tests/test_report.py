@@ -24,7 +24,7 @@ from conformance import schema
 from conformance.wire.recording import Piece, Read, Recording
 from conformance.report import write_html
 from conformance.report.text import escape_bytes, visible
-from targets import launcher
+from conformance.targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_SCALE = "0.02"
@@ -93,7 +93,7 @@ def builtin_run(tmp_path_factory):
 def hostile_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     report_dir, junit = base / "report", base / "junit.xml"
-    server = launcher.start("xss", ["{python}", "-m", "targets.xss_control", "{address}"], float(TIME_SCALE))
+    server = launcher.start("xss", ["{python}", "-m", "conformance.targets.xss_control", "{address}"], float(TIME_SCALE))
     try:
         run_suite(report_dir, junit, "--target-url", server.base_url + "/4", "--interval", TIME_SCALE)
     finally:

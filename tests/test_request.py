@@ -20,8 +20,8 @@ from conformance.wire.recording import Recording
 from conformance.wire.request import RequestError, body_summary, from_options, parse_curl
 from conformance.analysis.target import Target
 from conformance.analysis.llm_units import ndjson_units, sse_units, unit_metrics
-from targets import launcher, llm
-from targets.nginx import find_nginx
+from conformance.targets import launcher, llm
+from conformance.targets.nginx import find_nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "sk-test-bearer-7f3a9c"
@@ -154,10 +154,10 @@ def cli(*args, timeout=300) -> subprocess.CompletedProcess:
 
 def start(tmp_path, shape: str, *extra: str, front: str | None = None):
     counts = tmp_path / f"{shape}-{front or 'direct'}-count.txt"
-    argv = ["{python}", "-m", "targets.llm", shape, "{upstream_address}" if front else "{address}",
+    argv = ["{python}", "-m", "conformance.targets.llm", shape, "{upstream_address}" if front else "{address}",
             "--count-file", str(counts), *extra]
     if front:
-        argv = ["{python}", "-m", "targets.nginx", front, "{address}", "--"] + \
+        argv = ["{python}", "-m", "conformance.targets.nginx", front, "{address}", "--"] + \
                [sys.executable if a == "{python}" else a for a in argv]
     running = launcher.start(f"llm-{shape}", argv)
     return running, counts

@@ -23,7 +23,7 @@ from conformance.checks.catalogue import CHECKS, Finding, load_all
 from conformance.wire.recording import Recording
 from conformance.scenarios.base import Context
 from conformance.analysis.target import Target
-from targets import launcher
+from conformance.targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = 0.2
@@ -31,7 +31,7 @@ SCALE = 0.2
 
 @pytest.fixture
 def serial_held():
-    server = launcher.start("control-serial-held", ["{python}", "-m", "targets.controls", "serial-held", "{address}"],
+    server = launcher.start("control-serial-held", ["{python}", "-m", "conformance.targets.controls", "serial-held", "{address}"],
                             SCALE)
     try:
         yield server

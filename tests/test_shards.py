@@ -23,8 +23,8 @@ from conformance import schema
 from conformance.plugin.distributed import plan, scope_of, target_scope
 from conformance.report.shards import MergeError, merge_documents
 from conformance.plugin.usage import GROUPS, plugin_options
-from targets import launcher
-from targets.controls import Exchange, serve_requests
+from conformance.targets import launcher
+from conformance.targets.controls import Exchange, serve_requests
 
 pytest.importorskip("xdist")
 

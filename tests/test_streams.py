@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import launcher
+from conformance.targets import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def runs(tmp_path_factory):
 
 def run_url(mode: str, tmp_path: Path, *extra: str, timeout: float = 240):
     """Start the control, run the suite against its URL alone; (exit code, results, seconds, output)."""
-    server = launcher.start(f"control-{mode}", ["{python}", "-m", "targets.streams", mode, "{address}"], 1.0)
+    server = launcher.start(f"control-{mode}", ["{python}", "-m", "conformance.targets.streams", mode, "{address}"], 1.0)
     try:
         report = tmp_path / "report"
         t0 = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 from conformance.checks.catalogue import CHECKS, load_all
 from conformance.wire.recording import Piece, Recording
 from conformance.analysis.target import Target
-from targets.controls import countdown_schedule
+from conformance.targets.controls import countdown_schedule
 
 load_all()
 

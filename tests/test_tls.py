@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conformance.wire.recorder import record
-from targets import launcher
+from conformance.targets import launcher
 
 x509 = pytest.importorskip("cryptography.x509")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -85,7 +85,7 @@ def tls_server(pki):
     pytest.importorskip("hypercorn")
     server = launcher.start("tls-hypercorn", ["{python}", "-m", "hypercorn", "--bind", "{address}",
                                               "--certfile", str(pki["cert"]), "--keyfile", str(pki["key"]),
-                                              "targets.asgi_app:app"], SCALE)
+                                              "conformance.targets.asgi_app:app"], SCALE)
     try:
         yield server
     finally:
@@ -237,7 +237,7 @@ def test_refused_connection_is_one_line():
 
 
 def test_plain_http_on_an_https_url_is_a_tls_failure():
-    server = launcher.start("control-stream", ["{python}", "-m", "targets.controls", "stream", "{address}"], SCALE)
+    server = launcher.start("control-stream", ["{python}", "-m", "conformance.targets.controls", "stream", "{address}"], SCALE)
     try:
         rec = record(f"https://127.0.0.1:{server.port}/3", timeout=5)
     finally:

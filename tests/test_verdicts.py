@@ -10,7 +10,7 @@ import pytest
 from conformance.checks.catalogue import CHECKS
 from conformance.engine.run import Options, Run
 from conformance.analysis.target import Target
-from targets.registry import BUILTINS
+from conformance.targets.registry import BUILTINS
 from verdicts import BASELINE, DIFFERENCES, expected
 
 TIME_SCALE, COUNT = 0.2, 6

@@ -8,7 +8,9 @@ is recorded for ``DEFAULT_WATCH_S`` (or its whole known schedule) and then judge
 from __future__ import annotations
 
 import base64
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -26,6 +28,7 @@ COUNTDOWN_MARK = re.compile(rb"Liftoff in\s*\d+|Prepare for Launch", re.I)
 # arrived, when neither --watch nor a known schedule says (docs/guide.md, "Endless streams").
 DEFAULT_WATCH_S = 15.0
 MAX_STREAMS = 64   # delivery.concurrent: more streams at once is a load test, not a conformance check
+COUNTDOWN_INTERVAL_S = 1.0   # the seed's own pace: a countdown's interval when none is given
 
 
 @dataclass
@@ -150,3 +153,47 @@ def split_credentials(url: str) -> tuple[str, str]:
     host = parts.netloc.rpartition("@")[2]
     pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+class TargetError(ValueError):
+    """A value a target cannot be built with; the message names where it came from."""
+
+
+UNSET = object()   # build_target's interval not given (None is "not known": the schedule-free rule)
+
+
+def build_target(id: str, url: str | None, where: Callable[[str], str], *, cls: type[Target] = Target,
+                 profile: str | None = "countdown", interval: float | None | object = UNSET,
+                 count: int | None = None, expect_bursts: int | None = None, watch: float | None = None,
+                 concurrent_streams: int | None = None, **fields) -> Target:
+    """The one builder of a target, for the CLI and the plugin, a targets file, ``--app`` and
+    ``stream_check``: it checks the values a target is judged by and fills the countdown's
+    default interval (``COUNTDOWN_INTERVAL_S``; no interval otherwise: the schedule-free rule).
+
+    ``where(field)`` says where a field's value came from, as pytest-timeout's
+    ``_validate_timeout(timeout, where)`` does: ``--interval``, ``t.toml:3: target 1, key
+    'interval':``, ``stream_check(interval=...)``. ``cls``: ``Target`` or a subclass (``--app``'s
+    ``AppTarget``), ``fields`` its other fields. Raises ``TargetError("<where> <why>")``."""
+    def bad(name: str, why: str):
+        raise TargetError(f"{where(name)} {why}")
+    if profile is not None and profile not in PROFILES:
+        bad("profile", f"must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if interval is UNSET:
+        interval = COUNTDOWN_INTERVAL_S if profile == "countdown" else None
+    for name, value in (("interval", interval), ("watch", watch)):
+        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+            bad(name, f"must be a positive number of seconds, not {value!r}")
+    for name, value in (("count", count), ("expect_bursts", expect_bursts)):
+        if value is not None and value < 1:
+            bad(name, f"must be at least 1, not {value}")
+    if concurrent_streams is not None:
+        if not 1 <= concurrent_streams <= MAX_STREAMS:
+            bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}, not {concurrent_streams}")
+        fields["concurrent_streams"] = concurrent_streams
+    return cls(id, url, profile=profile, interval=None if interval is None else float(interval), count=count,
+               expect_bursts=expect_bursts, watch=watch, **fields)
+
+
+def option(name: str) -> str:
+    """``where`` for a command-line option: the field ``expect_bursts`` came from ``--expect-bursts``."""
+    return "--" + name.replace("_", "-")

@@ -15,7 +15,8 @@ the engine's own: the finding says so, with the engine's documented threshold wh
 An engine that is not installed is ``skip`` with its install hint, never a failure.
 """
 from conformance.scenarios.browser import group_index
-from conformance.checks.catalogue import CHECKS, SHOULD, check
+from conformance.checks._judging import judge_render
+from conformance.checks.catalogue import SHOULD, check
 from conformance.scenarios.engines import ENGINES, WEBKIT_BUGS, WEBKIT_PARTIAL_BYTES  # noqa: F401 (registers the scenarios)
 from conformance.analysis.units import countdown_group_offsets
 from conformance.analysis.timing import Margins, split_bursts
@@ -122,7 +123,7 @@ def engine_findings(rec, target, finding, engine) -> None:
 
 def judge_engine(rec, target, engine: str):
     """The Chromium judge on the engine's record, then the engine's comparison with the wire."""
-    finding = CHECKS["browser.progressive-render"].judge_fn(rec, target)
+    finding = judge_render(rec, target)
     if finding.verdict == "skip":
         return finding
     name = (rec.browser or engine).split(" ")[0]

@@ -8,28 +8,10 @@ the suite's own requirements; RFC 9112 §7.1 is what makes them possible: chunke
 sender transfer content of unknown length "as a series of chunks", so nothing obliges a server
 or proxy to hold it.
 """
-from conformance.analysis import inferred
 from conformance.analysis.figures import ms
 from conformance.analysis.timing import median
+from conformance.checks._judging import judge_first_byte, judge_progressive, notes
 from conformance.checks.catalogue import INFO, MUST, SHOULD, Finding, check, failed, noted, passed
-
-WRITES = {"countdown": "the countdown's {n} timed writes", "sse": "{n} events", "ndjson": "{n} lines",
-          "bytes": "{n} writes"}
-
-
-def notes(d) -> str:
-    return ("; " + "; ".join(d.notes)) if d.notes else ""
-
-
-def free_finding(d, first_only: bool, expected: str) -> Finding:
-    """The schedule-free rule's verdict as a finding (no --interval given)."""
-    j = inferred.judge(d.free, first_only=first_only)
-    observed = f"{j.why} (no --interval: judged by the schedule-free rule){notes(d)}"
-    return Finding(j.verdict, observed, expected, dict(j.metrics, first_byte_s=_r(d.first_body_t), rtt_s=_r(d.rtt)))
-
-
-def _r(x):
-    return None if x is None else round(x, 4)
 
 
 @check("delivery.first-byte", MUST, "suite rule (RFC 9112 §7.1)",
@@ -38,20 +20,7 @@ def _r(x):
        "the producer's schedule).", timed=True, held_by_a_hold=True)
 def test_first_byte(rec, target):
     """The first body bytes are not held until the producer finishes."""
-    d = target.delivery(rec)
-    if d.first_body_t is None:
-        return failed(f"no body bytes arrived ({rec.end})", "body bytes from the producer's first write")
-    if d.free is not None:
-        return free_finding(d, True, f"the first {inferred.WORDS[d.profile][0]} not in a release held back "
-                            "(a release of 4 or more after a silence of a second or more)")
-    allowance = d.margins.first_byte_allowance(d.span)
-    late = d.first_body_t - d.rtt
-    observed = (f"first body byte {ms(d.first_body_t)} after the request (head at {ms(d.head_t)}, round trip "
-                f"{ms(d.rtt)}); the producer writes first at 0 s and last at {d.span:g} s "
-                f"(interval {ms(d.interval)}){notes(d)}")
-    expected = f"within {ms(allowance)} after one round trip"
-    metrics = dict(first_byte_s=round(d.first_body_t, 4), rtt_s=round(d.rtt, 4), allowance_s=round(allowance, 4))
-    return (passed if late <= allowance else failed)(observed, expected, **metrics)
+    return judge_first_byte(rec, target)
 
 
 @check("delivery.progressive", MUST, "suite rule (RFC 9112 §7.1)",
@@ -60,35 +29,7 @@ def test_first_byte(rec, target):
        "can merge.", timed=True, held_by_a_hold=True)
 def test_progressive(rec, target):
     """The body arrives in separate bursts, not all at once or in a few big ones."""
-    d = target.delivery(rec)
-    if not d.bursts:
-        return failed(f"no body bytes arrived ({rec.end})", "body bytes in separate bursts")
-    if d.free is not None:
-        finding = free_finding(d, False, "no release held back: units arrive as they complete "
-                               "(docs/guide.md, \"Timing margins\", the schedule-free rule)")
-        need = target.expect_bursts
-        if need and finding.verdict == "pass" and len(d.free.releases) < need:   # --expect-bursts
-            return failed(f"{finding.observed}; {len(d.free.releases)} releases where --expect-bursts asks for "
-                          f"at least {need}", f"at least {need} separate releases", **finding.metrics)
-        return finding
-    gap = d.margins.burst_gap
-    if d.group_times:
-        carrying = [b for b in d.bursts if b.groups]
-        largest = max(carrying, key=lambda b: len(b.groups))
-        allowed = d.margins.groups_per_burst()
-        what = WRITES.get(d.profile, WRITES["bytes"]).format(n=d.expected_groups)
-        observed = (f"{what} arrived in {len(carrying)} bursts "
-                    f"(a burst = arrivals less than {ms(gap)} apart); the largest burst, at {largest.start:.3f} s, "
-                    f"carried {len(largest.groups)} of them{notes(d)}")
-        expected = f"no burst carries more than {allowed} of the {what}"
-        metrics = dict(bursts=len(carrying), expected_bursts=d.expected_groups,
-                       largest_burst_writes=len(largest.groups), allowed_per_burst=allowed)
-        ok = len(largest.groups) <= allowed and len(carrying) >= min(2, d.expected_groups)
-        return (passed if ok else failed)(observed, expected, **metrics)
-    need = d.expected_groups
-    observed = f"the body arrived in {len(d.bursts)} bursts (arrivals less than {ms(gap)} apart){notes(d)}"
-    metrics = dict(bursts=len(d.bursts), expected_bursts=need)
-    return (passed if len(d.bursts) >= need else failed)(observed, f"at least {need} bursts", **metrics)
+    return judge_progressive(rec, target)
 
 
 @check("delivery.cadence", SHOULD, "suite rule",

@@ -7,12 +7,11 @@ and every browser user sees it, so a hold under compression is a MUST failure, n
 """
 from conformance.analysis.figures import ms
 from conformance.analysis.inferred import FreeMargins
-from conformance.checks.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
-from conformance.checks.test_delivery_conditions import as_finding, streams_on_time
 from conformance.analysis.losses import WORDS, compare, unit_count
+from conformance.checks._judging import as_finding, streams_on_time
+from conformance.checks.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
 from conformance.scenarios.compressed import SCENARIO
 from conformance.wire.codings import BROWSER_ACCEPT_ENCODING, DECODERS, content_codings, decode
-
 
 READERS = {
     "trailing": ("a decoder that stops at the coded stream's end hands its reader only what came before it, "

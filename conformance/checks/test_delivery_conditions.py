@@ -10,7 +10,8 @@ import conformance.scenarios.compressed  # noqa: F401 - registers the get-compre
 from conformance.analysis.figures import ms
 from conformance.analysis.inferred import FreeMargins
 from conformance.analysis.timing import BodyMargins, Margins
-from conformance.checks.catalogue import CHECKS, MUST, SHOULD, Finding, check, failed, passed, skipped
+from conformance.checks._judging import as_finding, streams_on_time
+from conformance.checks.catalogue import MUST, SHOULD, Finding, check, failed, passed, skipped
 from conformance.scenarios.conditions import MIB, stream_target, writes_after
 
 
@@ -20,25 +21,6 @@ def mib(n) -> str:
 
 def size(n: int) -> str:
     return f"{n / 1024 ** 3:.2f} GiB" if n >= 1024 ** 3 else f"{n / MIB:.1f} MiB"
-
-
-def streams_on_time(rec, target) -> tuple[str, str, dict]:
-    """``delivery.first-byte`` and ``delivery.progressive`` on one recording: (the worse verdict
-    of the two: pass, warn or fail; what was seen; their metrics)."""
-    first = CHECKS["delivery.first-byte"].judge_fn(rec, target)
-    progressive = CHECKS["delivery.progressive"].judge_fn(rec, target)
-    verdicts = {first.verdict, progressive.verdict}
-    verdict = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
-    bad = [f for f in (first, progressive) if f.verdict != "pass"] or [first, progressive]
-    if len(bad) == 2 and bad[0].observed == bad[1].observed:
-        bad = bad[:1]
-    observed = "; ".join(f.observed + (f" (expected {f.expected})" if f.verdict != "pass" and f.expected else "")
-                         for f in bad)
-    return verdict, observed, {**first.metrics, **progressive.metrics}
-
-
-def as_finding(verdict: str, observed: str, expected: str, **metrics) -> Finding:
-    return Finding(verdict, observed, expected, metrics)
 
 
 @check("delivery.http10", SHOULD, "suite rule (RFC 9112 §6.1, §6.3)",

@@ -23,13 +23,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.analysis.target import Target
-from targets import launcher
-from targets.nginx import INSTALL_HINT, VARIANTS, find_nginx
-from targets.registry import BUILTINS, Builtin
+from conformance.analysis.target import Target, TargetError, build_target, option
+from conformance.targets import launcher
+from conformance.targets.nginx import INSTALL_HINT, VARIANTS, find_nginx
+from conformance.targets.registry import BUILTINS, Builtin
 
 KINDS = ("wsgi", "asgi")
 INSPECT_TIMEOUT_S = 60.0
@@ -251,10 +252,11 @@ def _inspect_main(spec: str) -> int:
 
 
 def build_targets(apps: list[str], paths: list[str] | None = None, server_names: list[str] | None = None,
-                  behind: list[str] | None = None, *, name: str | None = None, **common) -> list[AppTarget]:
+                  behind: list[str] | None = None, *, name: str | None = None, where: Callable[[str], str] = option,
+                  **common) -> list[AppTarget]:
     """One target per (app, server, path, front). ``common``: Target fields (profile, interval,
-    headers, watch, …). AppError for a bad spec, path, server or front, or an app that cannot be
-    imported."""
+    headers, watch, …), checked by ``build_target`` (TargetError, naming ``where`` a value came
+    from). AppError for a bad spec, path, server or front, or an app that cannot be imported."""
     paths = list(paths or ["/"])
     for p in paths:
         if not p.startswith("/") or any(c.isspace() for c in p):
@@ -273,8 +275,9 @@ def build_targets(apps: list[str], paths: list[str] | None = None, server_names:
             for front in front_list:
                 for path in paths:
                     tid = target_id(name or spec, server, front, path)
-                    out.append(AppTarget(tid, None, app=spec, kind=kind, server_name=server, front=front, path=path,
-                                         app_pythonpath=pythonpath, name=name or spec, **common))
+                    out.append(build_target(tid, None, where, cls=AppTarget, app=spec, kind=kind, server_name=server,
+                                            front=front, path=path, app_pythonpath=pythonpath, name=name or spec,
+                                            **common))
     return out
 
 
@@ -305,7 +308,7 @@ def command(target: AppTarget) -> tuple[list[str] | None, str | None]:
     # targets/nginx.py runs the server as its upstream, on a port of its own, in the same group.
     upstream = [a.replace("{address}", "{upstream_address}").replace("{host}", "{upstream_host}")
                 .replace("{port}", "{upstream_port}") for a in argv]
-    return ["{python}", "-m", "targets.nginx", fronts()[target.front], "{address}", "--", *upstream], None
+    return ["{python}", "-m", "conformance.targets.nginx", fronts()[target.front], "{address}", "--", *upstream], None
 
 
 def launch(trun) -> None:
@@ -349,7 +352,7 @@ def targets_from_options(opt, **common) -> list[AppTarget]:
         return []
     try:
         return build_targets(list(opt.app), list(opt.app_path), list(opt.server), list(opt.behind), **common)
-    except AppError as e:
+    except (AppError, TargetError) as e:
         raise pytest.UsageError(str(e)) from None
 
 

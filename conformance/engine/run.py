@@ -35,8 +35,8 @@ from conformance.engine.diagnosis import diagnose, evidence_of
 from conformance.scenarios.base import SCENARIOS, Context, order
 from conformance.wire import recorder, redirects
 from conformance.wire.recording import Recording
-from targets import launcher
-from targets.registry import BUILTINS
+from conformance.targets import launcher
+from conformance.targets.registry import BUILTINS
 
 # Exit codes (docs/guide.md, "Exit codes"). 0, 1, 2, 4 and 5 keep pytest's meanings.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUITE_FAILED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5, 6

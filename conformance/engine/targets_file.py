@@ -5,14 +5,13 @@ by CI long after they were written.
 """
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from conformance.analysis.target import MAX_STREAMS, PROFILES, Target
+from conformance.analysis.target import Target, TargetError, build_target
 from conformance.engine.apps import AppError, build_targets
 from conformance.scenarios.chain import set_reference
 from conformance.wire.recorder import BadURL, parse_url
@@ -80,41 +79,26 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
                     parse_url(t[key])
             except BadURL as e:
                 raise bad(key, str(e)) from None
-        profile = t.get("profile")   # None: from the response
-        if profile is not None and profile not in PROFILES:
-            raise bad("profile", f"one of {', '.join(PROFILES)}")
-        interval = t.get("interval", 1.0 if profile == "countdown" else None)   # None: inferred
-        for key, value in (("interval", interval), ("watch", t.get("watch"))):
-            if value is not None and (not math.isfinite(value) or value <= 0):
-                raise bad(key, "must be a positive number of seconds")
-        for key in ("count", "expect_bursts"):
-            if key in t and t[key] < 1:
-                raise bad(key, "must be at least 1")
-        if not 1 <= t.get("concurrent_streams", 1) <= MAX_STREAMS:
-            raise bad("concurrent_streams", f"must be 1 to {MAX_STREAMS}")
         headers = list(defaults.get("headers", [])) + [(str(k), str(v)) for k, v in t.get("headers", {}).items()]
         method, body = _request(t, path, bad, headers)
-        if "app" in t:   # one target per (server, path, front), named after id
-            as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))
-            try:
-                made = build_targets([t["app"]], as_list(t.get("app_path")), as_list(t.get("servers")),
-                                     as_list(t.get("behind")), name=t.get("id"), profile=profile,
-                                     interval=None if interval is None else float(interval), count=t.get("count"),
-                                     expect_bursts=t.get("expect_bursts"), headers=headers,
-                                     insecure=t.get("insecure", defaults.get("insecure", False)),
-                                     large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")))
-            except AppError as e:
-                raise bad("app", str(e).removeprefix(f"--app {t['app']}: ")) from None
-            for target in made:
-                target.method, target.body = method, body
-                if "concurrent_streams" in t:
-                    target.concurrent_streams = t["concurrent_streams"]
-            out += made
-            continue
-        out.append(Target(t["id"], t["url"], profile, None if interval is None else float(interval), t.get("count"),
-                          t.get("expect_bursts"), headers, t.get("insecure", defaults.get("insecure", False)),
-                          large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")),
-                          method=method, body=body, **{k: t[k] for k in ("concurrent_streams",) if k in t}))
+        # the values a target is judged by: checked by build_target, its messages naming this table and key
+        where = (lambda key, i=i: f"{path}:{_line_of(text, i, key)}: target {i + 1}, key {key!r}:")
+        given = {k: t[k] for k in ("profile", "interval", "count", "expect_bursts", "concurrent_streams") if k in t}
+        given.setdefault("profile", None)   # None: from the response
+        common = dict(given, headers=headers, insecure=t.get("insecure", defaults.get("insecure", False)),
+                      large_url=t.get("large_url"), watch=t.get("watch", defaults.get("watch")), method=method, body=body)
+        try:
+            if "app" in t:   # one target per (server, path, front), named after id
+                as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))
+                try:
+                    out += build_targets([t["app"]], as_list(t.get("app_path")), as_list(t.get("servers")),
+                                         as_list(t.get("behind")), name=t.get("id"), where=where, **common)
+                except AppError as e:
+                    raise bad("app", str(e).removeprefix(f"--app {t['app']}: ")) from None
+                continue
+            out.append(build_target(t["id"], t["url"], where, **common))
+        except TargetError as e:
+            raise pytest.UsageError(str(e)) from None
         if "reference" in t:   # delivery.chain (conformance/scenarios/chain.py)
             set_reference(out[-1], t["reference"])
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.analysis.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target
+from conformance.analysis.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target, TargetError, build_target, option
 from conformance.checks import catalogue
 from conformance.engine import apps, targets_file
 from conformance.engine.gate import BaselineError
@@ -34,7 +34,7 @@ from conformance.scenarios.budget import UNSAFE_DEFAULT
 from conformance.scenarios.chain import set_reference
 from conformance.wire.recorder import BadURL, parse_url
 from conformance.wire.request import Request, RequestError, from_options, parse_curl
-from targets.registry import BUILTINS, DEFAULT_TARGETS
+from conformance.targets.registry import BUILTINS, DEFAULT_TARGETS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -135,6 +135,14 @@ def apply_request(t: Target, req: Request, headers_given: list[tuple[str, str]],
     return t
 
 
+def _built(id: str, url: str | None, **fields) -> Target:
+    """``build_target`` for the command line: a bad value is a usage error naming its option."""
+    try:
+        return build_target(id, url, option, **fields)
+    except TargetError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
 def targets_from_options(config: pytest.Config) -> list[Target]:
     opt = config.option
     req = request_from_options(config)
@@ -147,6 +155,9 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         if v is not None and v < 1:
             raise pytest.UsageError(f"{name} must be at least 1, not {v}")
     headers = _headers(opt.header)
+    # the options every target built from them shares; the interval only when given (build_target
+    # fills the countdown's own)
+    given = dict(profile=opt.profile, count=opt.count, **({} if interval is None else {"interval": interval}))
     out: list[Target] = []
     urls = list(opt.target_url) + ([req.url] if req.url else [])
     for url in urls:
@@ -155,23 +166,17 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
         except BadURL as e:
             raise pytest.UsageError(f"--target-url {e}") from None
         # Without --profile the response decides (Target.profile_of); a countdown named as such
-        # keeps the seed's own 1 s pace unless --interval says otherwise.
-        profile = opt.profile
-        if interval is None and profile == "countdown":
-            interval = 1.0
-        out.append(Target(url, url, profile, interval, opt.count, opt.expect_bursts, headers, opt.insecure,
+        # keeps the seed's own 1 s pace unless --interval says otherwise (build_target).
+        out.append(_built(url, url, **given, expect_bursts=opt.expect_bursts, headers=headers, insecure=opt.insecure,
                           large_url=opt.large_url, watch=watch))
         if opt.reference:   # delivery.chain (conformance/scenarios/chain.py)
             try:
                 set_reference(out[-1], opt.reference)
             except BadURL as e:
                 raise pytest.UsageError(f"--reference {e}") from None
-        interval = _positive("--interval", opt.interval)
     if opt.targets_file:
         out += targets_file.load(Path(opt.targets_file), defaults=dict(insecure=opt.insecure, headers=headers, watch=watch))
-    out += apps.targets_from_options(opt, profile=opt.profile, count=opt.count,
-                                     interval=1.0 if interval is None and opt.profile == "countdown" else interval,
-                                     expect_bursts=opt.expect_bursts, headers=headers, watch=watch,
+    out += apps.targets_from_options(opt, **given, expect_bursts=opt.expect_bursts, headers=headers, watch=watch,
                                      large_url=opt.large_url)
     names = list(opt.target)
     if not names and not out:
@@ -183,9 +188,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
             raise pytest.UsageError(f"--target {name!r} is not a built-in target; known: {', '.join(BUILTINS)}")
         b = BUILTINS[name]
         pace = None if b.interval is None else b.interval * opt.time_scale
-        out.append(Target(name, None, b.profile, pace, opt.count, None, headers,
-                          insecure=b.insecure or opt.insecure, builtin=name,
-                          large_url=opt.large_url, watch=watch))
+        out.append(_built(name, None, profile=b.profile, interval=pace, count=opt.count, headers=headers,
+                          insecure=b.insecure or opt.insecure, builtin=name, large_url=opt.large_url, watch=watch))
     if opt.concurrent_streams is not None:
         if not 1 <= opt.concurrent_streams <= MAX_STREAMS:
             raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.analysis.target import PROFILES, Target
+from conformance.analysis.target import build_target
 from conformance.checks import catalogue
 from conformance.checks.catalogue import describe
 from conformance.engine import apps
@@ -123,25 +123,22 @@ def run_stream_check(url_or_app: str, report_dir: Path, path: str | list[str] | 
     bad = catalogue.unknown(list(checks or []) + list(skip_checks or []))
     if bad:
         raise ValueError(f"unknown check ID {', '.join(bad)}")
-    if profile is not None and profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
     ids = catalogue.select(list(checks or []), list(skip_checks or []))
     as_list = (lambda v: [] if v is None else [v] if isinstance(v, str) else list(v))
     header_list = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-    if interval is None and profile == "countdown":
-        interval = 1.0
-    common = dict(profile=profile, interval=interval, headers=header_list, watch=watch, insecure=insecure,
-                  large_url=large_url)
+    # the interval only when given (build_target fills the countdown's own); a bad value is a
+    # TargetError (a ValueError) naming the argument
+    common = dict(profile=profile, headers=header_list, watch=watch, insecure=insecure, large_url=large_url,
+                  concurrent_streams=concurrent_streams, **({} if interval is None else {"interval": interval}))
+    where = (lambda name: f"stream_check({name}=...):")
     if "://" in url_or_app:
         if server or behind:
             raise ValueError("server= and behind= are for an app (MODULE:ATTR), not a URL")
         url = url_or_app.rstrip("/") + path if isinstance(path, str) else url_or_app
-        targets = [Target(url, url, **common)]
+        targets = [build_target(url, url, where, **common)]
     else:
-        targets = apps.build_targets([url_or_app], as_list(path) or ["/"], as_list(server), as_list(behind), **common)
-    if concurrent_streams is not None:
-        for t in targets:
-            t.concurrent_streams = concurrent_streams
+        targets = apps.build_targets([url_or_app], as_list(path) or ["/"], as_list(server), as_list(behind),
+                                     where=where, **common)
     if method is not None or body is not None or json is not None or max_requests is not None:
         _request(targets, method, body, json, max_requests)
     run = Run(targets, Options(report_dir=report_dir, strict=strict, timeout=timeout))
