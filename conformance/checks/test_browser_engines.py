@@ -136,14 +136,14 @@ def judge_engine(rec, target, engine: str):
 
 
 @check("browser.progressive-render.webkit", SHOULD, SPEC, REQUIREMENT.format(label="WebKit (WebKitGTK)"),
-       scenario="browser-webkit", needs_success=False)
+       scenario="browser-webkit", needs_success=False, held_by_a_hold=True)
 def test_progressive_render_webkit(rec, target):
     """Headless WebKit (Safari's engine) gets the content item by item, event by event."""
     return judge_engine(rec, target, "WebKit")
 
 
 @check("browser.progressive-render.firefox", SHOULD, SPEC, REQUIREMENT.format(label="Firefox"),
-       scenario="browser-firefox", needs_success=False)
+       scenario="browser-firefox", needs_success=False, held_by_a_hold=True)
 def test_progressive_render_firefox(rec, target):
     """Headless Firefox gets the content item by item, event by event."""
     return judge_engine(rec, target, "Firefox")
