@@ -78,7 +78,8 @@ DEFAULT_TARGETS = ("webpy-seed", "webpy")
 # Further built-ins live in modules of their own, each with a ``builtins() -> list[Builtin]``:
 # the server/proxy matrix, the delivery-condition controls, the real-stream and client controls, the built-in chains.
 for _module in (f"{__package__}.{_name}" for _name in ("matrix", "conditions", "tls_targets", "streams", "client_controls",
-                                                      "chains", "coding_controls", "php_nginx", "engine_controls")):
+                                                      "chains", "coding_controls", "php_nginx", "engine_controls",
+                                                      "h3_targets")):
     try:
         _mod = __import__(_module, fromlist=["builtins"])
     except ModuleNotFoundError as _e:

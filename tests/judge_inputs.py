@@ -308,6 +308,20 @@ def h2(draw) -> Recording:
     return rec
 
 
+@st.composite
+def h3(draw) -> Recording:
+    rec = draw(recording("h3"))
+    rec.parser, rec.request_version = "h3", "3"
+    rec.http_version = draw(st.sampled_from(["3", "3", "3", None]))
+    if rec.http_version != "3":
+        rec.framing_notes.append(draw(st.sampled_from(
+            ["not https: HTTP/3 is only offered for https origins (RFC 9114 §3.1)",
+             "the GET's response offers no HTTP/3: no Alt-Svc header (RFC 9114 §3.1.1)"])))
+    elif draw(st.integers(0, 5)) == 0:
+        rec.strict_error = "the QUIC connection was closed (error 0x101: H3_GENERAL_PROTOCOL_ERROR) before the stream ended"
+    return rec
+
+
 def _times(draw, n: int) -> list[float | None]:
     base = draw(st.sampled_from([0.1, 0.5, 4.0]))
     step = draw(st.sampled_from([0.0, 0.01, 0.5, 1.0]))
@@ -408,7 +422,7 @@ def record_for(scenario: str):
     if scenario in ("get", "get-http10", "head"):
         return recording(scenario)
     return {"get-compressed": compressed(), "concurrent": concurrent(), "large": large(),
-            "disconnect": disconnect(), "h2": h2(), "browser": browser(), "chain": chain(),
+            "disconnect": disconnect(), "h2": h2(), "h3": h3(), "browser": browser(), "chain": chain(),
             "browser-webkit": browser("browser-webkit"), "browser-firefox": browser("browser-firefox"),
             "httpx": client_run("httpx"), "requests": client_run("requests"),
             "node-fetch": client_run("node-fetch")}[scenario]

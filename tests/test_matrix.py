@@ -23,11 +23,11 @@ load_all()
 TIME_SCALE, COUNT = 0.2, 4
 MATRIX = [b.name for b in matrix.builtins()]
 
-# The checks judged here: all but the browser, HTTP/2 (https only), the large body (none of these
+# The checks judged here: all but the browser, HTTP/2 and HTTP/3 (https only), the large body (none of these
 # targets brings one), the chain (no --reference: tests/test_chain.py) and the concurrency check
 # (below, in a run of its own).
 WIRE = [c for c in CHECKS if not c.startswith("browser.")
-        and c not in ("delivery.h2", "delivery.large-body", "delivery.concurrent", "delivery.chain")]
+        and c not in ("delivery.h2", "delivery.h3", "delivery.large-body", "delivery.concurrent", "delivery.chain")]
 
 HELD = {  # a proxy that holds the small countdown to its end
     "delivery.first-byte": "fail", "delivery.progressive": "fail", "delivery.cadence": "warn",

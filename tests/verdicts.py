@@ -13,6 +13,7 @@ load_all()
 
 BASELINE = {cid: ("info" if c.level == INFO else "pass") for cid, c in CHECKS.items()}
 BASELINE["delivery.h2"] = "skip"   # plain-http targets cannot offer HTTP/2 (ALPN needs TLS)
+BASELINE["delivery.h3"] = "skip"   # nor HTTP/3 (https only), nor do the https ones here offer it (no Alt-Svc: h3)
 # Only webpy and the condition controls (targets/conditions.py) serve a large file and log their
 # pieces to stderr; the other built-ins are skipped with that reason.
 BASELINE["delivery.large-body"] = "skip"

@@ -14,6 +14,7 @@ from conformance.checks._judging import judge_client, judge_first_byte, judge_pr
 from conformance.checks.catalogue import SHOULD, Finding, check, failed, skipped
 from conformance.scenarios.clients import record_httpx  # noqa: F401  (registers the client scenarios)
 from conformance.scenarios.h2rec import record_h2  # noqa: F401  (registers the "h2" scenario)
+from conformance.scenarios.h3rec import record as record_h3  # noqa: F401  (registers the "h3" scenario)
 
 
 @check("client.httpx", SHOULD, "suite rule (RFC 9112, RFC 9110 §8.4)",
@@ -48,18 +49,34 @@ def test_node_fetch(run, target):
        "writes (https targets that offer h2 in ALPN).", scenario="h2", needs_success=False, timed=True, held_by_a_hold=True)
 def test_h2(rec, target):
     """Over HTTP/2 (when offered), the content still arrives progressively."""
+    return judge_over(rec, target, "HTTP/2", "2", "HTTP/2 was not negotiated")
+
+
+@check("delivery.h3", SHOULD, "RFC 9114 §4.1, RFC 7838 §3, suite rule",
+       "The content also arrives progressively over HTTP/3 (QUIC): DATA frames follow the producer's "
+       "writes (https targets whose responses offer h3 in Alt-Svc).", scenario="h3", needs_success=False,
+       timed=True, held_by_a_hold=True)
+def test_h3(rec, target):
+    """Over HTTP/3 (when Alt-Svc offers it), the content still arrives progressively."""
+    return judge_over(rec, target, "HTTP/3", "3", "HTTP/3 is not offered")
+
+
+def judge_over(rec, target, protocol: str, version: str, not_offered: str):
+    """The delivery judges (``delivery.first-byte``, ``delivery.progressive``) on a recording over
+    another protocol, one DATA frame per piece; ``skip`` with the recording's reason when the
+    protocol was not offered (``not_offered`` when it gives none)."""
     if rec.error:
         return Finding("error", rec.error)
-    if rec.http_version != "2" and not rec.strict_error:
-        return skipped("; ".join(rec.framing_notes) or "HTTP/2 was not negotiated")
+    if rec.http_version != version and not rec.strict_error:
+        return skipped("; ".join(rec.framing_notes) or not_offered)
     if rec.strict_error:
-        return failed(f"the HTTP/2 exchange broke: {rec.strict_error}", "a well-formed HTTP/2 stream")
+        return failed(f"the {protocol} exchange broke: {rec.strict_error}", f"a well-formed {protocol} stream")
     if not 200 <= (rec.status or 0) < 300:
-        return Finding("error", f"HTTP {rec.status} over HTTP/2", "a 2xx response")
+        return Finding("error", f"HTTP {rec.status} over {protocol}", "a 2xx response")
     first = judge_first_byte(rec, target)
     progressive = judge_progressive(rec, target)
     observed = (f"{len(rec.pieces)} DATA frames, {rec.body_bytes} bytes, ended {rec.end}; "
                 f"{first.observed}; {progressive.observed}")
-    ok = first.verdict == "pass" and progressive.verdict == "pass" and rec.end == "complete"
+    ok = first.verdict == "pass" and progressive.verdict == "pass" and rec.end in ("complete", "watched")
     metrics = {**first.metrics, **progressive.metrics, "data_frames": len(rec.pieces)}   # shared names: progressive's
     return Finding("pass" if ok else "fail", observed, f"{first.expected}; {progressive.expected}", metrics)

@@ -116,6 +116,9 @@ def served_at_once(result, get=None) -> int:
 # an engine's page on top of the stream), HEAD last (a server may go on running the GET's producer
 # after answering it, as the seed does, so nothing is admitted after it to wait for that worker).
 SHARED_FIRST = ("browser", "browser-webkit", "browser-firefox")
+# A run of more targets than this records each target's shared scenarios one after another
+# (unless the target's own workers are known): the targets themselves already run side by side.
+SIDE_BY_SIDE_TARGETS = 4
 SHARED_LAST = ("head",)
 
 
@@ -320,6 +323,11 @@ class TargetRun:
         if builtin is not None and builtin.parallel_scenarios > 1 and builtin.workers:
             return Capacity(builtin.workers - RESERVED_WORKERS,
                             f"{builtin.workers} known worker threads less {RESERVED_WORKERS} kept free")
+        if len(self.run.targets) > SIDE_BY_SIDE_TARGETS:
+            # many targets are already recorded side by side: each one's scenarios side by side on
+            # top made the suite's own machine the bottleneck (30 controls at a 200 ms interval:
+            # delivery.http10 late on most of them), and the suite's load must not change a verdict
+            return None
         conc = self.recorded("concurrent") if "concurrent" in self._futures else None
         if conc is None or getattr(conc, "error", None):
             return None

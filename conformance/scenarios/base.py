@@ -120,11 +120,12 @@ def exchange(name: str, description: str, **kw) -> Scenario:
 # The order a target's scenarios are recorded in: one explicit list, as h11 keeps its READERS
 # table. The plain GET comes first (it feeds most checks and fixes the profile the later ones read
 # the body by), then HTTP/1.0 and HEAD; the browser, several streams, the large body and the
-# disconnect, the browser's compressed GET, the clients, HTTP/2 and the chain follow. A scenario
+# disconnect, the browser's compressed GET, the clients, HTTP/2, HTTP/3 (after the GETs whose Alt-Svc it reads)
+# and the chain follow. A scenario
 # not named here cannot be registered, so a new one is placed here on purpose.
 ORDER = ("get", "get-http10", "head", "browser", "browser-webkit", "browser-firefox", "concurrent", "large", "disconnect",
          "get-compressed",
-         "httpx", "requests", "node-fetch", "h2", "chain")
+         "httpx", "requests", "node-fetch", "h2", "h3", "chain")
 
 SCENARIOS: dict[str, Scenario] = {}
 

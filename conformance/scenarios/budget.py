@@ -23,7 +23,7 @@ from conformance.wire.request import is_safe
 UNSAFE_DEFAULT = 3
 # Admission order under a budget: what decides first. Scenarios not named come after, in ORDER.
 PRIORITY = ["get", "get-compressed", "httpx", "requests", "node-fetch", "browser", "get-http10", "disconnect",
-            "concurrent", "chain", "h2", "head", "large"]
+            "concurrent", "chain", "h2", "h3", "head", "large"]
 GET_ONLY = {"head": "HEAD is compared with GET: it means something only for a GET target"}
 OVER = "over the request budget (--max-requests {n})"
 OWN = ("the suite's own: OPTIONS to the target's URL while it waits for a quiet server, only after a "
@@ -92,8 +92,9 @@ class Plan:
                 "total": self.total, "scenarios": {r.scenario: r.to_dict() for r in self.rows}, "own": OWN}
 
 
-def requests_of(scenario: str, target, builtin: bool = False) -> tuple[int, str, str]:
-    """(requests to the target, their methods, a note) for one recording of ``scenario``."""
+def requests_of(scenario: str, target, builtin: bool = False, planned=()) -> tuple[int, str, str]:
+    """(requests to the target, their methods, a note) for one recording of ``scenario``, among
+    the ``planned`` scenarios of the run."""
     m = getattr(target, "method", "GET")
     if scenario == "get-compressed":
         return (2, f"{m}, then HEAD on the same connection", "") if m == "GET" else (1, m, "")
@@ -117,6 +118,12 @@ def requests_of(scenario: str, target, builtin: bool = False) -> tuple[int, str,
         return 0, "GET", "to the large body's URL (--large-url)"
     if scenario == "h2" and not builtin and not str(getattr(target, "url", "") or "").startswith("https:"):
         return 0, "-", "not https: HTTP/2 is not offered"
+    if scenario == "h3":
+        if not builtin and not str(getattr(target, "url", "") or "").startswith("https:"):
+            return 0, "-", "not https: HTTP/3 is not offered"
+        if "get" in planned or "h2" in planned:
+            return 1, f"{m} over HTTP/3", "only when the GET's response offers it (Alt-Svc: h3)"
+        return 2, f"HEAD, then {m} over HTTP/3", "the HEAD reads Alt-Svc; no HTTP/3 request unless it offers h3"
     if scenario == "browser":
         return 1, m, "and, for a countdown page of a built-in target, its holder page" if builtin else ""
     return 1, m, ""
@@ -160,7 +167,7 @@ def make_plan(target, scenarios: list[str], repeat: int = 1, builtin: bool = Fal
     ordered = sorted(scenarios, key=lambda s: (rank.get(s, len(PRIORITY)), scenarios.index(s)))
     used = 0
     for s in ordered:
-        n, methods, note = requests_of(s, target, builtin)
+        n, methods, note = requests_of(s, target, builtin, scenarios)
         n *= max(1, repeat)
         row = Row(s, n, methods + (f", ×{repeat} (--repeat)" if repeat > 1 and n else ""), note)
         if method != "GET" and s in GET_ONLY:
