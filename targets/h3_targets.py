@@ -70,7 +70,7 @@ https://{listen} {{
 
 
 def main(variant: str, address: str, origin_port: int) -> int:
-    from targets.launcher import _die_with_parent
+    from .launcher import _die_with_parent
     exe = shutil.which("caddy")
     if exe is None:
         print(f"caddy is not installed ({INSTALL_HINT})", file=sys.stderr)

@@ -227,10 +227,8 @@ def target(draw, url: str | None = None) -> Target:
     profile = draw(st.sampled_from([None, None, "countdown", "sse", "ndjson", "bytes"]))
     interval = draw(st.sampled_from([None, None, 1.0, 0.05, 0.001]))
     count = draw(st.sampled_from([None, None, 3, 10]))
-    t = Target(url, url, profile, interval, count, draw(st.sampled_from([None, None, 1, 5])),
-               watch=draw(st.sampled_from([None, 2.0])))
-    t.pace_s = draw(st.sampled_from([None, 0.5]))
-    return t
+    return Target(url, url, profile, interval, count, draw(st.sampled_from([None, None, 1, 5])),
+                  watch=draw(st.sampled_from([None, 2.0])), pace_s=draw(st.sampled_from([None, 0.5])))
 
 
 # --- the other scenarios' records ------------------------------------------------------------------

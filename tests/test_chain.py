@@ -14,7 +14,7 @@ import zlib
 import pytest
 
 from conformance.checks.catalogue import CHECKS, load_all
-from conformance.scenarios.chain import Chain, Leg, compare, reference_of, set_reference
+from conformance.scenarios.chain import Chain, Leg, compare, reference_of, with_reference
 from conformance.probe import ProbeRequest, write
 from conformance.wire.recorder import BadURL
 from conformance.wire.recording import Piece, Recording
@@ -213,10 +213,10 @@ def test_errors():
 def test_reference_option_and_targets_file(tmp_path):
     from conformance.engine.targets_file import load
     t = Target("t", "http://t/sse/2")
-    set_reference(t, "http://origin:8000/sse/2")
+    t = with_reference(t, "http://origin:8000/sse/2")
     assert reference_of(t) == "http://origin:8000/sse/2"
     with pytest.raises(BadURL):
-        set_reference(t, "ftp://origin/")
+        with_reference(t, "ftp://origin/")
     f = tmp_path / "t.toml"
     f.write_text('[[target]]\nid = "a"\nurl = "http://proxy/sse/3"\nreference = "http://origin/sse/3"\n')
     assert reference_of(load(f)[0]) == "http://origin/sse/3"
@@ -248,7 +248,7 @@ def chain_verdict(origin, variant: str, path: str):
     try:
         url = proxy.base_url + path
         t = Target(url, url, "bytes", INTERVAL)
-        set_reference(t, origin.base_url + path)
+        t = with_reference(t, origin.base_url + path)
         result = SCENARIOS["chain"].run(Context(t, url, 10.0, 30.0))
         return CHAIN.judge(result, t)
     finally:

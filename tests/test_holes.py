@@ -134,12 +134,12 @@ def test_a_scenario_known_to_skip_is_not_queued_behind_a_stream(tmp_path):
 
 def test_a_chain_with_a_reference_is_recorded(tmp_path):
     """The control: with --reference the chain is recorded (its four legs) and judged."""
-    from conformance.scenarios.chain import set_reference
+    from conformance.scenarios.chain import with_reference
     from conformance.targets import launcher
     server = launcher.start("control-sse-tokens", ["{python}", "-m", "conformance.targets.streams", "sse-tokens", "{address}"], 1.0)
     try:
         target = Target("tokens", server.base_url + "/", "sse", None)
-        set_reference(target, server.base_url + "/")
+        target = with_reference(target, server.base_url + "/")
         run = Run([target], Options(report_dir=tmp_path))
         trun = run.targets[0]
         trun.scenarios = ["chain"]

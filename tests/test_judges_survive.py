@@ -71,9 +71,10 @@ def test_every_judge_survives_any_recording(check_id):
 
 
 def target_like(t):
-    """A fresh target of the same options (its delivery cache is keyed by the recording's id)."""
+    """A fresh target of the same options (a variant has its own delivery cache, keyed by the
+    recording's id)."""
     from dataclasses import replace
-    return replace(t, _deliveries={})
+    return replace(t)
 
 
 # --- failing examples found, kept as plain tests -------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,7 @@ def test_an_unsafe_method_gets_a_small_default_budget_and_head_is_not_sent():
 def test_get_has_no_budget_unless_asked():
     t = Target("t", "http://h/x", None, None)
     assert make_plan(t, SCENARIOS).budget is None and not make_plan(t, SCENARIOS).excluded()
-    t.max_requests = 4
-    plan = make_plan(t, SCENARIOS)
+    plan = make_plan(replace(t, max_requests=4), SCENARIOS)
     assert plan.total <= 4 and "get" not in plan.excluded()
 
 

@@ -5,9 +5,9 @@ wheel ships them inside the package's namespace, as ``conformance.targets`` (``p
 pyproject.toml). Here the wheel is built (``pip wheel --no-deps``) from a copy of the sources,
 installed with ``--no-deps`` into a fresh venv outside the repository, and run from an empty
 directory as a user runs it: ``--help`` and a built-in target. The venv borrows the dependencies
-(h11, pytest, ...) from this interpreter's site-packages through a ``.pth`` line, which adds the
-folder to ``sys.path`` without running its ``.pth`` files, so this checkout's editable install
-is not active there: the project itself comes from the wheel, which the test asserts.
+(h11, pytest, ...) from this interpreter's ``sys.path`` through ``.pth`` lines, which add the
+folders without running their ``.pth`` files, so this checkout's editable install is not active
+there: the project itself comes from the wheel, which the test asserts.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -67,8 +66,11 @@ def installed(wheel, tmp_path_factory) -> Path:
              cwd=env_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     site = _run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=env_dir).stdout.strip()
-    # the dependencies, from this interpreter's site-packages (a path line: its own .pth files are not run)
-    Path(site, "zz_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    # the dependencies, from this interpreter's path (path lines: the .pth files there are not run, so
+    # the checkout's editable install is not active); no folder that holds the project's sources
+    borrowed = [p for p in map(os.path.abspath, filter(None, sys.path)) if os.path.isdir(p)
+                and not any(os.path.isdir(os.path.join(p, name)) for name in ("conformance", "targets"))]
+    Path(site, "zz_dependencies.pth").write_text("\n".join(borrowed) + "\n")
     return python
 
 

@@ -11,7 +11,7 @@ import base64
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from conformance.analysis.timing import Delivery, analyse
@@ -31,8 +31,12 @@ MAX_STREAMS = 64   # delivery.concurrent: more streams at once is a load test, n
 COUNTDOWN_INTERVAL_S = 1.0   # the seed's own pace: a countdown's interval when none is given
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
+    """A target's configuration, frozen: what the engine learns while it runs (the URL a
+    built-in or an app was started on, where redirects lead, the profile the main GET showed, the
+    pace seen on it) makes a variant with ``dataclasses.replace``, held by the engine's
+    ``TargetRun``. Each variant has its own delivery analyses (``delivery``)."""
     id: str
     url: str | None                   # None for a built-in target until it is started
     profile: str | None = "countdown"  # None: from the response (``profile_of``)
@@ -50,7 +54,9 @@ class Target:
     method: str = "GET"               # the request every scenario sends (conformance.wire.request)
     body: bytes | None = None         # its content (-d, --json, --curl), sent with Content-Length
     max_requests: int | None = None   # --max-requests: requests to this target at most (None: no cap)
-    _deliveries: dict = field(default_factory=dict, repr=False)
+    reference: str | None = None      # --reference: the origin behind the target's proxy or CDN (delivery.chain)
+    # the delivery analyses of this variant's recordings (a cache, not configuration: not copied by replace)
+    _deliveries: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # user:password in a URL is sent as Basic credentials, as curl and browsers do, and taken
@@ -58,10 +64,10 @@ class Target:
         if self.url and "@" in (urlsplit(self.url).netloc or ""):
             url, auth = split_credentials(self.url)
             if self.id == self.url:
-                self.id = url
-            self.url = url
+                object.__setattr__(self, "id", url)
+            object.__setattr__(self, "url", url)
             if not any(k.lower() == "authorization" for k, _ in self.headers):
-                self.headers = list(self.headers) + [("Authorization", auth)]
+                object.__setattr__(self, "headers", list(self.headers) + [("Authorization", auth)])
 
     @property
     def safe(self) -> bool:
@@ -107,11 +113,12 @@ class Target:
         """The profile a recording is judged by: the given one, else ``profile_of(rec)``."""
         return self.profile or profile_of(rec)
 
-    def resolve(self, rec) -> None:
-        """Fix the profile from the main GET when none was given, so every scenario after it
-        (the browser's, the clients') reads the body the same way."""
+    def resolved(self, rec) -> Target:
+        """The variant with the profile the main GET shows, when none was given, so every
+        scenario after it (the browser's, the clients') reads the body the same way; else self."""
         if self.profile is None and rec is not None and getattr(rec, "status", None) is not None:
-            self.profile = profile_of(rec)
+            return replace(self, profile=profile_of(rec))
+        return self
 
     def delivery(self, rec) -> Delivery:
         """The delivery analysis of a recording, computed once and shared by the checks."""

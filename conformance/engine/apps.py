@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from conformance.analysis.target import Target, TargetError, build_target, option
@@ -113,7 +113,7 @@ class AppError(Exception):
     """The app cannot be used (bad MODULE:ATTR, an import error, neither WSGI nor ASGI): one line."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppTarget(Target):
     """A target the suite serves itself: the user's app under one server, maybe behind a front."""
     app: str = ""                    # MODULE:ATTR
@@ -325,9 +325,11 @@ def launch(trun) -> None:
     except launcher.LaunchError as e:
         trun.launch_error = str(e)
         return
-    target.url = f"http://{trun.server.host}:{trun.server.port}{target.path}"
-    if target.large_url and target.large_url.startswith("/"):   # --large-url /PATH: on the app's own server
-        target.large_url = f"http://{trun.server.host}:{trun.server.port}{target.large_url}"
+    served = f"http://{trun.server.host}:{trun.server.port}"
+    large_url = target.large_url
+    if large_url and large_url.startswith("/"):   # --large-url /PATH: on the app's own server
+        large_url = served + large_url
+    trun.target = replace(target, url=served + target.path, large_url=large_url)
 
 
 def add_options(group) -> None:

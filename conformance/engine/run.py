@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -249,9 +249,9 @@ class TargetRun:
             self.launch_error = str(e)
             return
         path = b.url_path(self.target.count, self.run.options.time_scale)
-        self.target.url = f"{b.scheme}://{self.server.host}:{self.server.port}{path}"
+        self.target = replace(self.target, url=f"{b.scheme}://{self.server.host}:{self.server.port}{path}")
         if b.reference and self.server.origin_port:   # a built-in chain: its origin is the --reference
-            self.target.reference = f"http://{self.server.host}:{self.server.origin_port}{path}"
+            self.target = replace(self.target, reference=f"http://{self.server.host}:{self.server.origin_port}{path}")
 
     def _follow_redirects(self) -> None:
         res = redirects.resolve(self.target.url, list(self.target.headers), timeout=self.read_timeout(),
@@ -261,9 +261,9 @@ class TargetRun:
             self.launch_error = res.error
             return
         if res.headers_dropped:
-            self.target.headers = []   # credentials stay with the origin the user named
+            self.target = replace(self.target, headers=[])   # credentials stay with the origin the user named
             self.redirects.append("--header values not sent: the redirects lead to another origin")
-        self.target.url = res.url
+        self.target = replace(self.target, url=res.url)
 
     def begin_recording(self) -> None:
         if self.launch_error or self.skip_reason:
@@ -400,8 +400,8 @@ class TargetRun:
         return self._plan
 
     def context(self) -> Context:
-        if getattr(self.target, "large_size", None) is None and self.run.options.large_size:
-            self.target.large_size = self.run.options.large_size   # --large-size
+        if self.target.large_size is None and self.run.options.large_size:
+            self.target = replace(self.target, large_size=self.run.options.large_size)   # --large-size
         return Context(self.target, self.target.url, self.read_timeout(), self.recording_deadline(),
                        self.run.options.secret_headers, self.server, live=self.live, watch=self.watch(),
                        recorded=self.recorded)
@@ -461,10 +461,10 @@ class TargetRun:
                 # the browsers start now, once the main GET is judged-ready: their start (seconds of
                 # CPU each) overlaps the exclusive scenarios rather than the GET or the shared ones
                 _prestart_browsers(self._browsers, self.target.insecure)
-            self.target.resolve(rec)
+            self.target = self.target.resolved(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
                 free = self.target.delivery(rec).free
-                self.target.pace_s = pace(free) if free is not None else None
+                self.target = replace(self.target, pace_s=pace(free) if free is not None else None)
         return rec
 
     def _headless(self, scenario: str) -> Recording | None:

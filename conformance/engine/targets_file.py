@@ -13,7 +13,7 @@ import pytest
 
 from conformance.analysis.target import Target, TargetError, build_target
 from conformance.engine.apps import AppError, build_targets
-from conformance.scenarios.chain import set_reference
+from conformance.scenarios.chain import with_reference
 from conformance.wire.recorder import BadURL, parse_url
 
 KEYS = {"id": str, "url": str, "profile": str, "interval": (int, float), "count": int, "expect_bursts": int,
@@ -100,7 +100,7 @@ def load(path: Path, defaults: dict | None = None) -> list[Target]:
         except TargetError as e:
             raise pytest.UsageError(str(e)) from None
         if "reference" in t:   # delivery.chain (conformance/scenarios/chain.py)
-            set_reference(out[-1], t["reference"])
+            out[-1] = with_reference(out[-1], t["reference"])
     return out
 
 

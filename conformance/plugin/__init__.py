@@ -18,11 +18,20 @@ import math
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from conformance.analysis.target import DEFAULT_WATCH_S, MAX_STREAMS, PROFILES, Target, TargetError, build_target, option
+from conformance.analysis.target import (
+    DEFAULT_WATCH_S,
+    MAX_STREAMS,
+    PROFILES,
+    Target,
+    TargetError,
+    build_target,
+    option,
+)
 from conformance.checks import catalogue
 from conformance.engine import apps, targets_file
 from conformance.engine.gate import BaselineError
@@ -31,10 +40,10 @@ from conformance.plugin import distributed
 from conformance.plugin.fixture import stream_check  # noqa: F401 - the fixture for users' own tests
 from conformance.plugin.session import RUN_KEY, collects_checks, say_unwritten, write_reports
 from conformance.scenarios.budget import UNSAFE_DEFAULT
-from conformance.scenarios.chain import set_reference
+from conformance.scenarios.chain import with_reference
+from conformance.targets.registry import BUILTINS, DEFAULT_TARGETS
 from conformance.wire.recorder import BadURL, parse_url
 from conformance.wire.request import Request, RequestError, from_options, parse_curl
-from conformance.targets.registry import BUILTINS, DEFAULT_TARGETS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,17 +131,18 @@ def request_from_options(config: pytest.Config) -> Request:
 
 
 def apply_request(t: Target, req: Request, headers_given: list[tuple[str, str]], max_requests: int | None) -> Target:
-    """Give a target the run's request: its method, body and headers (a header the user gave
-    with --header wins over the same one from --curl or --json)."""
+    """The target with the run's request: its method, body and headers (a header the user gave
+    with --header wins over the same one from --curl or --json); a ``dataclasses.replace`` variant."""
     own = t.method != "GET" or t.body is not None   # a targets file's own request stays its own
+    changes = {}
     if not own and (req.method != "GET" or req.body is not None):
-        t.method, t.body = req.method, req.body
+        changes.update(method=req.method, body=req.body)
     given = {k.lower() for k, _ in t.headers}
-    t.headers = [(k, v) for k, v in req.headers if k.lower() not in given] + list(t.headers)
-    t.insecure = t.insecure or req.insecure
+    changes["headers"] = [(k, v) for k, v in req.headers if k.lower() not in given] + list(t.headers)
+    changes["insecure"] = t.insecure or req.insecure
     if max_requests is not None:
-        t.max_requests = max_requests
-    return t
+        changes["max_requests"] = max_requests
+    return replace(t, **changes)
 
 
 def _built(id: str, url: str | None, **fields) -> Target:
@@ -171,7 +181,7 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
                           large_url=opt.large_url, watch=watch))
         if opt.reference:   # delivery.chain (conformance/scenarios/chain.py)
             try:
-                set_reference(out[-1], opt.reference)
+                out[-1] = with_reference(out[-1], opt.reference)
             except BadURL as e:
                 raise pytest.UsageError(f"--reference {e}") from None
     if opt.targets_file:
@@ -193,10 +203,8 @@ def targets_from_options(config: pytest.Config) -> list[Target]:
     if opt.concurrent_streams is not None:
         if not 1 <= opt.concurrent_streams <= MAX_STREAMS:
             raise pytest.UsageError(f"--concurrent-streams must be 1 to {MAX_STREAMS}, not {opt.concurrent_streams}")
-        for t in out:
-            t.concurrent_streams = opt.concurrent_streams
-    for t in out:
-        apply_request(t, req, headers, getattr(opt, "max_requests", None))
+        out = [replace(t, concurrent_streams=opt.concurrent_streams) for t in out]
+    out = [apply_request(t, req, headers, getattr(opt, "max_requests", None)) for t in out]
     ids = [t.id for t in out]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

@@ -32,6 +32,7 @@ import shutil
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -203,7 +204,7 @@ def _finish_controller(session: pytest.Session, exitstatus) -> None:
     entries = {t["id"]: t for t in merged["targets"]}
     for t in run.targets:
         entry = entries.get(t.id, {})
-        t.target.url = entry.get("url", t.target.url)
+        t.target = replace(t.target, url=entry.get("url", t.target.url))
         t.launch_error, t.skip_reason = entry.get("error"), entry.get("skipped")
         t.redirects = entry.get("redirects", [])
     config._conformance_results = shards.write_document(run.options.report_dir, merged)

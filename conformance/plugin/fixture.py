@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -180,12 +180,11 @@ def _request(targets, method, body, json_value, max_requests) -> None:
         extra = [("Content-Type", "application/json"), ("Accept", "application/json")]
     data = body.encode("utf-8") if isinstance(body, str) else body
     m = check_method(method) if method is not None else ("POST" if data is not None else "GET")
-    for t in targets:
-        t.method, t.body = m, data
+    for i, t in enumerate(targets):
         names = {k.lower() for k, _ in t.headers}
-        t.headers = list(t.headers) + [(k, v) for k, v in extra if k.lower() not in names]
-        if max_requests is not None:
-            t.max_requests = max_requests
+        targets[i] = replace(t, method=m, body=data,
+                             headers=list(t.headers) + [(k, v) for k, v in extra if k.lower() not in names],
+                             **({} if max_requests is None else {"max_requests": max_requests}))
 
 
 def _result(subject: str, run) -> StreamCheck:

@@ -28,7 +28,7 @@ import bisect
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import h11
 
@@ -59,11 +59,12 @@ def reference_of(target) -> str | None:
     return getattr(target, "reference", None)
 
 
-def set_reference(target, url: str | None) -> None:
-    """Give ``target`` its origin; ``BadURL`` when the URL cannot be recorded."""
+def with_reference(target, url: str | None):
+    """``target`` with its origin (a ``dataclasses.replace`` variant); ``BadURL`` when the URL
+    cannot be recorded."""
     if url:
         parse_url(url)
-    target.reference = url
+    return replace(target, reference=url)
 
 
 # --- recording ----------------------------------------------------------------------------------

@@ -802,7 +802,7 @@ register(Scenario("disconnect", "a GET abandoned after its first body bytes; the
 
 def stream_target(target, url: str):
     """The target as it applies to another URL of the same server (an iframe's /N)."""
-    return replace(target, id=f"{target.id} {urlsplit(url).path}", url=url, count=None, _deliveries={})
+    return replace(target, id=f"{target.id} {urlsplit(url).path}", url=url, count=None)   # its own delivery cache
 
 
 __all__ = ["Concurrent", "DisconnectProbe", "LargeDownload", "Sequence", "Stream", "decoded", "content_codings",
