@@ -179,7 +179,11 @@ def whole_run(url: str, report_dir: Path, *args: str) -> tuple[int, float, int, 
     out = report_dir / "output.txt"
     t0 = time.monotonic()
     with open(out, "w") as f:
+        # WebKit and Firefox are left out: these runs bound the recorders' reads (their own page
+        # loads of an endless flood are not bounded yet: issue 25)
         p = subprocess.Popen([sys.executable, "-m", "conformance", url, "--timeout", "3", "--report-dir", str(report_dir),
+                              "--skip-check", "browser.progressive-render.webkit",
+                              "--skip-check", "browser.progressive-render.firefox",
                               *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
     killer = threading.Timer(2 * RUN_BOUND_S, lambda: os.killpg(p.pid, signal.SIGKILL))
     killer.start()

@@ -126,6 +126,8 @@ def requests_of(scenario: str, target, builtin: bool = False, planned=()) -> tup
         return 2, f"HEAD, then {m} over HTTP/3", "the HEAD reads Alt-Svc; no HTTP/3 request unless it offers h3"
     if scenario == "browser":
         return 1, m, "and, for a countdown page of a built-in target, its holder page" if builtin else ""
+    if scenario in ("browser-webkit", "browser-firefox") and m != "GET":
+        return 0, "-", "WebKit and Firefox read GET streams only so far"
     return 1, m, ""
 
 

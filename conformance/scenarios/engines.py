@@ -700,7 +700,20 @@ def run_engine(engine: Engine, ctx: Context) -> BrowserRecording:
     return rec
 
 
+NON_GET = "reads GET streams only so far: a request with another method is read by Chromium's fetch()"
+
+
+def known_skip(engine: Engine, ctx: Context) -> BrowserRecording | None:
+    """Known before anything is sent (``Scenario.skip``): a request that is not a GET is not read
+    by WebKit or Firefox yet (Chromium reads it through ``fetch()``), so nothing is sent for it."""
+    if getattr(ctx.target, "method", "GET") == "GET":
+        return None
+    rec = BrowserRecording(engine.scenario, ctx.url or "")
+    rec.skip_reason = f"{engine.label} {NON_GET}"
+    return rec
+
+
 for _engine in ENGINES.values():
     register(Scenario(_engine.scenario, f"{_engine.label} over WebDriver: the countdown page; SSE through "
                       "EventSource, NDJSON and bytes through a fetch() body reader",
-                      lambda ctx, e=_engine: run_engine(e, ctx)))
+                      lambda ctx, e=_engine: run_engine(e, ctx), skip=lambda ctx, e=_engine: known_skip(e, ctx)))
