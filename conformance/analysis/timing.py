@@ -209,15 +209,7 @@ def analyse(rec: Recording, profile: str, interval: float | None, count: int | N
             d.notes.append("the countdown length is unknown (no /N in the URL and no --count); judged as bytes")
             return d
         d.expected_groups, d.span = count + 2, (count + 1) * interval
-        offsets = countdown_group_offsets(rec.body, count)
-        starts = [p.offset for p in rec.pieces]
-        times = []
-        for off in offsets:
-            if off is None:
-                times.append(None)
-                continue
-            i = bisect.bisect_right(starts, off) - 1
-            times.append(rec.pieces[i].t if i >= 0 else None)
+        times = _times_of(rec, countdown_group_offsets(rec.body, count))
         found = sum(t is not None for t in times)
         if found < max(2, d.expected_groups // 2):
             d.notes.append(f"only {found} of the countdown's {d.expected_groups} groups were found in the body; judged as bytes")
