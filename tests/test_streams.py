@@ -1,6 +1,9 @@
 """Real streams judged right with only a URL (targets/streams.py): the inputs of the issue "Real
-streams", each run as a new user runs it, ``python -m conformance URL`` with no other option, at
-the stream's own timing. Verdicts, exit codes and the run's wall time are asserted.
+streams", each run as a new user runs it, ``python -m conformance URL`` at the stream's own
+timing, with no option but ``--check`` for the checks its test reads (the endless feed, whose
+test bounds a default run's wall time, with none: every check, the browsers' too; the token
+stream's default run is tests/test_main_job.py's URL run). Verdicts, exit codes and the run's
+wall time are asserted.
 
 Margins (docs/guide.md, "Timing margins", the schedule-free rule): the token stream's longest pause is
 250 ms, a quarter of the 1 s silence a held release needs; the held and buffered streams release
@@ -23,16 +26,26 @@ from conformance.targets import launcher
 ROOT = Path(__file__).resolve().parent.parent
 
 
-MODES = ("sse-tokens", "sse-held", "sse-buffer4k", "sse-endless", "ndjson-lines", "sse-gzip-tail", "sse-gzip-held",
-         "sse-head-late-gzip")
+# Each control's run, and the checks its test reads (None: a default run, every check).
+MODES = {"sse-endless": None,
+         "sse-tokens": ("delivery.first-byte", "delivery.progressive", "delivery.concurrent", "delivery.compressed",
+                        "delivery.http10"),
+         "sse-held": ("delivery.first-byte", "delivery.progressive", "delivery.head-early"),
+         "sse-buffer4k": ("delivery.first-byte", "delivery.progressive"),
+         "ndjson-lines": ("delivery.progressive",),
+         "sse-gzip-tail": ("delivery.progressive", "delivery.compressed"),
+         "sse-gzip-held": ("delivery.first-byte", "delivery.progressive", "delivery.compressed", "delivery.head-early"),
+         "sse-head-late-gzip": ("delivery.progressive", "delivery.compressed", "delivery.head-early")}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Every control's run, four at a time (each mostly waits on its stream's own timing)."""
+    """Every control's run, four at a time (each mostly waits on its stream's own timing); the
+    endless feed's default run first, as it takes longest."""
     base = tmp_path_factory.mktemp("streams")
-    with ThreadPoolExecutor(4) as pool:   # four runs at once: each records its own scenarios side by side
-        futures = {m: pool.submit(run_url, m, base / m) for m in MODES}
+    with ThreadPoolExecutor(4) as pool:
+        futures = {m: pool.submit(run_url, m, base / m, *(a for c in checks or () for a in ("--check", c)))
+                   for m, checks in MODES.items()}
         return {m: f.result() for m, f in futures.items()}
 
 
