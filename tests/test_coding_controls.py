@@ -13,7 +13,8 @@ and their fixes.
 - ``sse-comment-held``: head and comment written at 0 s, a hop holds all: no advice to write a comment.
 - ``sse-head-late``: the app's first write 3 s late: ``delivery.head-early`` warns, and its advice stands.
 
-The runs take about 30 s each (10 events 0.3 s apart, every scenario); the two runs go side by side.
+Each run selects the checks its tests read (the clients' and Chromium's only where they are
+asserted); the two runs go side by side.
 """
 import json
 import subprocess
@@ -25,18 +26,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REST = ("sse-gzip-truncated", "sse-held-etag", "sse-fastcgi-held", "sse-comment-held", "sse-head-late")
 CLIENTS = ("client.httpx", "client.requests", "client.node-fetch")
+# The checks the tests read: the identity streams, the coded one, the head (and the causes they make).
+DELIVERY = ("delivery.first-byte", "delivery.progressive", "delivery.compressed", "delivery.head-early")
+
+
+def checks(*ids: str) -> list[str]:
+    return [a for c in ids for a in ("--check", c)]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """{mode: (results.json's target, its results by check)} from two CLI runs side by side: the
-    gzip-then-plain control with every check (the browser's too), the others without the browser."""
+    gzip-then-plain control with the delivery checks, the clients' and Chromium's (WebKit and
+    Firefox left out: tests/test_engines.py has theirs), the others with the delivery checks."""
     one, rest = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("rest")
-    cmd = [sys.executable, "-m", "conformance"]
-    procs = [(one, subprocess.Popen(cmd + ["--target", "control-sse-gzip-then-plain", "--report-dir", str(one)],
+    cmd = [sys.executable, "-m", "conformance", *checks(*DELIVERY)]
+    procs = [(one, subprocess.Popen(cmd + [*checks("client.", "browser.progressive-render"),
+                                           "--skip-check", "browser.progressive-render.",   # the two engines
+                                           "--target", "control-sse-gzip-then-plain", "--report-dir", str(one)],
                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)),
              (rest, subprocess.Popen(cmd + [a for m in REST for a in ("--target", f"control-{m}")]
-                                     + ["--skip-check", "browser.", "--report-dir", str(rest)],
+                                     + ["--report-dir", str(rest)],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))]
     out = {}
     for path, p in procs:
@@ -142,7 +152,7 @@ def test_php_fpm_behind_nginx_defaults_hold_and_fastcgi_buffering_off_streams(tm
     if missing:
         pytest.skip(missing)
     p = subprocess.run([sys.executable, "-m", "conformance", "--target", "php-fpm-nginx", "--target",
-                        "php-fpm-nginx-unbuffered", "--skip-check", "browser.", "--report-dir", str(tmp_path)],
+                        "php-fpm-nginx-unbuffered", *checks(*DELIVERY), "--report-dir", str(tmp_path)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     doc = json.loads((tmp_path / "results.json").read_text())
     assert p.returncode == 1 == doc["exit_code"], p.stdout[-3000:]
