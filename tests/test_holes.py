@@ -94,14 +94,16 @@ def test_event_readers_behind_the_wire_under_gzip_are_late_from_the_cli(tmp_path
     client asks for, each event completes one interval (0.5 s) late, evenly. httpx-sse passed
     "on time" before; now it is late (fail under --strict: exit 1). The same events with no coding
     (sse-tokens, read by the same clients) pass: exit 0."""
-    code, doc, _, out = run_url("sse-gzip-tail", tmp_path / "tail", "--strict", "--check", "client.httpx",
-                               "--check", "delivery.progressive")
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:   # the two runs side by side
+        tail, tokens = pool.map(lambda m: run_url(m, tmp_path / m, "--strict", "--check", "client.httpx",
+                                                  "--check", "delivery.progressive"), ["sse-gzip-tail", "sse-tokens"])
+    code, doc, _, out = tail
     httpx = next(r for r in doc["results"] if r["check"] == "client.httpx")
     assert code == 1 and httpx["verdict"] == "fail", out
     assert "late" in httpx["observed"] and "after the raw recorder's GET" in httpx["observed"], httpx["observed"]
     assert "the hold is under gzip" in httpx["observed"]
-    code, doc, _, out = run_url("sse-tokens", tmp_path / "tokens", "--strict", "--check", "client.httpx",
-                               "--check", "delivery.progressive")
+    code, doc, _, out = tokens
     assert code == 0 and verdicts(doc)["client.httpx"] == "pass", out
 
 
@@ -113,8 +115,9 @@ def test_a_scenario_known_to_skip_is_not_queued_behind_a_stream(tmp_path):
     at once, and their checks skip."""
     with ScriptedServer([b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
                          HOLD]) as server:
-        run = Run([Target("held", server.url("/"), "sse", None, watch=30.0)],
-                  Options(timeout=30.0, report_dir=tmp_path))
+        # the GET is watched 5 s: five times the second the other records are given to be there
+        run = Run([Target("held", server.url("/"), "sse", None, watch=5.0)],
+                  Options(timeout=5.0, report_dir=tmp_path))
         trun = run.targets[0]
         trun.scenarios = ["get", "chain", "h2", "disconnect", "large"]
         try:
