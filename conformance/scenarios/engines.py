@@ -73,6 +73,8 @@ EXCLUSIVE_MAX_S = 3.0    # the longest one session keeps the engine's WebDriver 
 TURN_FIRST_S = 10.0      # ... and at most this long more until its first command gets WebDriver
 IDLE_CLOSE_S = 30.0      # an engine unused this long is closed
 START_TIMEOUT_S = 60.0
+START_ATTEMPTS = 2       # a start that fails is tried once more (seen once on a loaded machine:
+                         # WebKitWebDriver exited with status 1 at its start, the next start went)
 SETTLE_S = 1.0           # after the load: for the last animation frames
 WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 WEBKIT_BROWSERS = ("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
@@ -296,6 +298,8 @@ class Engine:
         when idle."""
         with self._changed:
             self._ready_locked(insecure)
+            if len(self._free) < 2:
+                self._spare_locked(self._driver)   # two targets' sessions often come together
             self._idle_locked()
 
     def _ready_locked(self, insecure: bool) -> None:
@@ -314,16 +318,19 @@ class Engine:
             self._changed.wait(0.5)   # an abort does not notify
         self._close_locked()
         started = time.monotonic()
-        try:
-            self._driver = self._start(insecure)
-            self._free = [self._driver.handle()]
-            self._current = self._free[0]
-        except EngineStartError:
-            self._close_locked()
-            raise
-        except Exception as e:  # noqa: BLE001
-            self._close_locked()
-            raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._driver = self._start(insecure)
+                self._free = [self._driver.handle()]
+                self._current = self._free[0]
+                break
+            except EngineStartError:
+                self._close_locked()
+                raise
+            except Exception as e:  # noqa: BLE001
+                self._close_locked()
+                if attempt + 1 == START_ATTEMPTS or self._aborted:
+                    raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
         self._insecure = insecure
         self.start_s = round(time.monotonic() - started, 3)
 
@@ -360,12 +367,15 @@ class Engine:
         with self._changed:
             if self._free:
                 handle = self._free.pop()
-                if not self._free and not self._spare:
-                    self._spare = True
-                    threading.Thread(target=self._open_spare, args=(base,), name=f"{self.name}-spare",
-                                     daemon=True).start()
+                if not self._free:
+                    self._spare_locked(base)
                 return handle
         return self._open_window(base)
+
+    def _spare_locked(self, base: Driver) -> None:
+        if not self._spare and base is not None:
+            self._spare = True
+            threading.Thread(target=self._open_spare, args=(base,), name=f"{self.name}-spare", daemon=True).start()
 
     def _open_window(self, base: Driver) -> str:
         opener = object()
