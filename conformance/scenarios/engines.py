@@ -71,7 +71,16 @@ RESULT_POLL_S = 0.1      # between two looks for a stream script's result
 STOP_WAIT_S = 5.0        # for a stopped stream script to hand back what it has
 EXCLUSIVE_MAX_S = 3.0    # the longest one session keeps the engine's WebDriver to itself
 TURN_FIRST_S = 10.0      # ... and at most this long more until its first command gets WebDriver
-IDLE_CLOSE_S = 30.0      # an engine unused this long is closed
+IDLE_CLOSE_S = 30.0      # an engine unused this long after a session is closed
+# ... and after a start with no session yet (``prestart``): a run of ten targets recorded one
+# scenario after another per target comes to the engines 35-45 s after the start (measured), and
+# a restart then took 5-15 s on this loaded machine
+PRESTARTED_IDLE_S = 300.0
+# sessions at once in one engine (a window each). Ten at once on this 2-core machine, beside
+# Chromium's ten pages and the other scenarios, made each Firefox window take 2-4 s to open and
+# its pages get SSE events up to 1.7 s after the raw recorder (a warn that is the suite's load);
+# more than this wait for a window to be free.
+AT_ONCE = 5
 START_TIMEOUT_S = 60.0
 START_ATTEMPTS = 2       # a start that fails is tried once more (seen once on a loaded machine:
                          # WebKitWebDriver exited with status 1 at its start, the next start went)
@@ -274,6 +283,7 @@ class Engine:
         self._turn_until = 0.0               # ... until then at the latest (monotonic s)
         self._turn_began = False             # its first command has run
         self._spare = False                  # a spare window is being opened
+        self._used = False                   # a session has run since the start
         self._procs: list[subprocess.Popen] = []
         self._tmp: list[str] = []
         self._aborted = False
@@ -332,16 +342,20 @@ class Engine:
                 if attempt + 1 == START_ATTEMPTS or self._aborted:
                     raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
         self._insecure = insecure
+        self._used = False
         self.start_s = round(time.monotonic() - started, 3)
 
     def run(self, session, insecure: bool):
         """``session(driver)`` in a browser window of its own, the engine started (a new browser
         session when the TLS policy changes); other sessions may run at the same time, each in its
-        window. The window is left on about:blank for the next session; the engine is closed when
-        idle."""
+        window, at most ``AT_ONCE`` (more wait for a window to be free). The window is left on
+        about:blank for the next session; the engine is closed when idle."""
         with self._changed:
+            while self._active >= AT_ONCE and not self._aborted:
+                self._changed.wait(0.5)   # an abort does not notify
             self._ready_locked(insecure)
             self._active += 1
+            self._used = True
             self.most_at_once = max(self.most_at_once, self._active)
             base = self._driver
         window = None
@@ -362,8 +376,9 @@ class Engine:
 
     def _take_window(self, base: Driver) -> str:
         """A free window, or a new one. Opening one takes 0.2-0.6 s of WebDriver's time on an idle
-        machine and seconds on a busy one (measured), so it is done in a turn of its own
-        (``exclusive``), and whoever takes the last free window has a spare opened behind it."""
+        machine and 1-2 s on a busy one (measured), so it waits for a page's first moments in
+        another window (``exclusive``), and whoever takes the last free window has a spare opened
+        behind it."""
         with self._changed:
             if self._free:
                 handle = self._free.pop()
@@ -373,14 +388,14 @@ class Engine:
         return self._open_window(base)
 
     def _spare_locked(self, base: Driver) -> None:
-        if not self._spare and base is not None:
+        if not self._spare and base is not None and self._active + len(self._free) < AT_ONCE:
             self._spare = True
             threading.Thread(target=self._open_spare, args=(base,), name=f"{self.name}-spare", daemon=True).start()
 
     def _open_window(self, base: Driver) -> str:
-        opener = object()
-        with self.exclusive(opener), self._cmd:
-            self._begin_turn(opener)
+        """A new window: after any page's first moments (``exclusive``), then as one command."""
+        self._wait_turn(base)
+        with self._cmd:
             self._current = None          # a new window may take WebDriver's focus
             return base.new_window()
 
@@ -398,8 +413,8 @@ class Engine:
     def exclusive(self, holder):
         """WebDriver serves ``holder``'s commands only, while the time of what it does depends on
         how soon its commands run: a countdown page from its navigation until its observer is in
-        (the groups already there are timed at the install), or a window being opened. One holder
-        at a time; the others' commands wait (``_wait_turn``) until it is done, or at most
+        (the groups already there are timed at the install). One holder at a time; the others'
+        commands (and window openings) wait (``_wait_turn``) until it is done, or at most
         ``EXCLUSIVE_MAX_S`` after its first command began (a command of another session still
         running when the turn was taken is waited for: the holder's navigation comes after it)."""
         with self._changed:
@@ -445,7 +460,7 @@ class Engine:
         if self._active == 0 and not self._aborted and self._driver is not None:
             if self._idle is not None:
                 self._idle.cancel()
-            self._idle = threading.Timer(IDLE_CLOSE_S, self._idle_close)
+            self._idle = threading.Timer(IDLE_CLOSE_S if self._used else PRESTARTED_IDLE_S, self._idle_close)
             self._idle.daemon = True
             self._idle.start()
 
