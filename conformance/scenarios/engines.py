@@ -376,9 +376,8 @@ class Engine:
 
     def _take_window(self, base: Driver) -> str:
         """A free window, or a new one. Opening one takes 0.2-0.6 s of WebDriver's time on an idle
-        machine and 1-2 s on a busy one (measured), so it waits for a page's first moments in
-        another window (``exclusive``), and whoever takes the last free window has a spare opened
-        behind it."""
+        machine and 1-4 s on a busy one (measured), and whoever takes the last free window has a
+        spare opened behind it."""
         with self._changed:
             if self._free:
                 handle = self._free.pop()
@@ -393,11 +392,18 @@ class Engine:
             threading.Thread(target=self._open_spare, args=(base,), name=f"{self.name}-spare", daemon=True).start()
 
     def _open_window(self, base: Driver) -> str:
-        """A new window: after any page's first moments (``exclusive``), then as one command."""
-        self._wait_turn(base)
-        with self._cmd:
+        """A new window, in a turn of its own (``exclusive``): no page's first moments are timed
+        while the browser makes it (with the opening beside them, Firefox answered a page's
+        looks up to 3 s late: measured), and the turn lasts until a script has run in it."""
+        opener = object()
+        with self.exclusive(opener), self._cmd:
+            self._begin_turn(opener)
             self._current = None          # a new window may take WebDriver's focus
-            return base.new_window()
+            handle = base.new_window()
+            base.switch(handle)
+            self._current = handle
+            base.execute("return document.readyState")
+            return handle
 
     def _open_spare(self, base: Driver) -> None:
         try:
@@ -413,8 +419,8 @@ class Engine:
     def exclusive(self, holder):
         """WebDriver serves ``holder``'s commands only, while the time of what it does depends on
         how soon its commands run: a countdown page from its navigation until its observer is in
-        (the groups already there are timed at the install). One holder at a time; the others'
-        commands (and window openings) wait (``_wait_turn``) until it is done, or at most
+        (the groups already there are timed at the install), or a window being opened. One holder
+        at a time; the others' commands wait (``_wait_turn``) until it is done, or at most
         ``EXCLUSIVE_MAX_S`` after its first command began (a command of another session still
         running when the turn was taken is waited for: the holder's navigation comes after it)."""
         with self._changed:
