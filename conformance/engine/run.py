@@ -189,9 +189,11 @@ def served_at_once(result, get=None) -> int:
 # an engine's page on top of the stream), HEAD last (a server may go on running the GET's producer
 # after answering it, as the seed does, so nothing is admitted after it to wait for that worker).
 SHARED_FIRST = ("browser", "browser-webkit", "browser-firefox")
-# A run of more targets than this records each target's shared scenarios one after another
-# (unless the target's own workers are known): the targets themselves already run side by side.
-SIDE_BY_SIDE_TARGETS = 4
+# Every target's shared scenarios together hold at most this many connections at once: with many
+# targets side by side the suite's own machine must keep up (30 controls at a 200 ms interval, each
+# with its scenarios side by side, made delivery.http10 late on most of them; a scenario held back
+# here waits before its request, so its own times are not touched).
+RUN_SHARED_CONNECTIONS = 48
 SHARED_LAST = ("head",)
 
 
@@ -401,11 +403,6 @@ class TargetRun:
         if builtin is not None and builtin.parallel_scenarios > 1 and builtin.workers:
             return Capacity(builtin.workers - RESERVED_WORKERS,
                             f"{builtin.workers} known worker threads less {RESERVED_WORKERS} kept free")
-        if len(self.run.targets) > SIDE_BY_SIDE_TARGETS:
-            # many targets are already recorded side by side: each one's scenarios side by side on
-            # top made the suite's own machine the bottleneck (30 controls at a 200 ms interval:
-            # delivery.http10 late on most of them), and the suite's load must not change a verdict
-            return None
         conc = self.recorded("concurrent") if "concurrent" in self._futures else None
         if conc is None or getattr(conc, "error", None):
             return None
@@ -460,7 +457,8 @@ class TargetRun:
             try:
                 if not f.set_running_or_notify_cancel():
                     return
-                rec = self._record(n)
+                with self.run.shared_slots.hold(SCENARIOS[n].held(self.context())):
+                    rec = self._record(n)
                 if self.run.stopping.is_set() or answered_promptly(rec, get):
                     f.set_result(rec)
                     return
@@ -527,7 +525,8 @@ class TargetRun:
 
     def _fill_then_give(self, scenario: str, future: Future, capacity: Capacity, taken: int) -> None:
         try:
-            self._fill(scenario, future)
+            with self.run.shared_slots.hold(taken):
+                self._fill(scenario, future)
         finally:
             capacity.give(taken)
 
@@ -785,6 +784,9 @@ class Run:
         self.started_at: float | None = None
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
+        # every target's shared scenarios together: at most this many connections at once, so the
+        # suite's own machine keeps up with what it records (``RUN_SHARED_CONNECTIONS``)
+        self.shared_slots = Capacity(RUN_SHARED_CONNECTIONS, "the run's own limit")
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
         self.unwritten: list[str] = []           # report files that could not be written, and why (exit 3)
         self._handlers: dict = {}                # signal handlers before ensure_started()
