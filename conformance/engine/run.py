@@ -52,7 +52,7 @@ RESERVED_WORKERS = 2
 # Connections the shared scenarios may hold on trial beyond the proven ones (Capacity.trial): all of
 # them, as an async server serves them (each scenario holds one or a few).
 TRIAL_CONNECTIONS = 64
-TRIAL_LAG_S = 1.5   # s after the main GET's head time: scenarios on trial start this much after the proven ones (a browser's request leaves after its page is made)
+TRIAL_LAG_S = 1.0   # s after the main GET's head time: scenarios on trial start this much after the proven ones (a browser's request leaves after its page is made)
 
 
 class Capacity:
