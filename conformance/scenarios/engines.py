@@ -33,9 +33,11 @@ Windows, not tabs: measured here with one page per window, each counting its
 timers/s in headless Firefox, focused or not, ``visibilityState`` "visible"; a background *tab*
 got 0-0.3 frames/s and 1 timer/s in both, and would time the countdown's paints by its throttling.
 A countdown page whose ``visibilityState`` is ever not "visible" is a skip with that reason.
-Measured on this 2-core machine (busy with other work): ten URL targets' WebKit sessions took
-9.5 s together and Firefox's 12.6 s, where one at a time they took 57 s and 58 s (streams of
-5.7 s each); the engine controls' verdicts are unchanged (tests/test_engines.py).
+Measured on this 2-core machine (busy with other work), a run of ten URL targets (SSE streams of
+5.7 s each): from the first session asked for to the last one's end, WebKit's ten took 18.7 s
+and Firefox's 21.9 s, the engines' starts included, where one at a time they took 60.6 s; the run
+took 36.8 s instead of 83.3 s (one such URL: 22.1 s), every verdict the same. The engine
+controls' verdicts are unchanged (tests/test_engines.py).
 
 What a session does, per profile (the same scripts Chromium runs: ``conformance.browser``):
 
