@@ -42,8 +42,8 @@ from conformance.targets.registry import BUILTINS
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUITE_FAILED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 MAIN = "get"            # the recording most checks read: made first, alone
-SIDE_UNITS = 6          # after an endless main GET, later scenarios watch this many units' worth
-SIDE_WATCH_MIN = 3.0    # s, and at least this long
+SIDE_UNITS = 5          # after an endless main GET, later scenarios watch this many units' worth
+SIDE_WATCH_MIN = 2.5    # s, and at least this long
 SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
 # Workers of a server left free by the suite's shared scenarios: one for the quiet-server probe
 # (settle.py), one for a producer the server keeps running after the suite left (the seed's
@@ -557,7 +557,7 @@ class TargetRun:
     def watch(self) -> float:
         """The watch window of this target's recordings (s). After a main GET that was still open
         when its window ended (an endless feed), the scenarios after it share a shorter one:
-        long enough for the first SIDE_UNITS (6) units the GET saw, at least SIDE_WATCH_MIN (3 s), so a run against an
+        long enough for the first SIDE_UNITS (5) units the GET saw, at least SIDE_WATCH_MIN (2.5 s), so a run against an
         endless stream ends within a minute."""
         full = self.target.watch_s()
         if self.target.watch is not None:
