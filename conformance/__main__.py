@@ -16,7 +16,9 @@ def pytest_args(argv: list[str]) -> list[str]:
     # This package is imported before pytest starts, so pytest cannot rewrite its asserts (it
     # has none to rewrite) and would warn about it.
     # The suite's own summary details every finding, so pytest's failure sections are left out.
-    out = [checks, "-p", "conformance.plugin", "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
+    # The checks return findings and assert nothing: --assert=plain spares rewriting every module
+    # of the package at each start (1.3 s of a run's 2.2 s start where bytecode is not cached).
+    out = [checks, "-p", "conformance.plugin", "-p", "no:cacheprovider", "-q", "--tb=no", "-rN", "--assert=plain",
            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     while rest:
         a = rest.pop(0)

@@ -26,6 +26,7 @@ Modes:
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import socket
@@ -33,6 +34,7 @@ import sys
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 from .controls import chunk, serve_requests
 from .timescale import factor
@@ -190,17 +192,25 @@ def _header(head: bytes, name: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> None:
+    """``MODE HOST:PORT [--workers N]``: with ``--workers N`` a pool of N threads serves the
+    connections (as gunicorn's gthread or a model server's batch: a connection beyond N waits,
+    accepted but unanswered, until a worker is free); without it every connection gets a thread."""
     mode, address = argv[0], argv[1]
+    workers = int(argv[argv.index("--workers") + 1]) if "--workers" in argv else None
     if mode not in MODES:
         sys.exit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     host, port = address.rsplit(":", 1)
     listener = socket.create_server((host, int(port)))
-    print(f"stream {mode} on http://{host}:{port}/", flush=True)
+    print(f"stream {mode} on http://{host}:{port}/" + (f" ({workers} workers)" if workers else ""), flush=True)
     scale = factor()
+    pool = ThreadPoolExecutor(max_workers=workers) if workers else None
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve_requests, daemon=True,
-                         args=(conn, lambda m, p, v, h, c=conn: Stream(mode, c, scale).run(m, p, v, h))).start()
+        serve = functools.partial(serve_requests, conn, lambda m, p, v, h, c=conn: Stream(mode, c, scale).run(m, p, v, h))
+        if pool is not None:
+            pool.submit(serve)
+        else:
+            threading.Thread(target=serve, daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -184,3 +184,72 @@ def test_a_page_record_round_trips_with_its_engine_scenario():
     rec = BrowserRecording("browser-webkit", "http://x/8", browser="WebKitGTK 2.50.6", count=8)
     d = rec.to_dict()
     assert BrowserRecording.from_dict(d).scenario == "browser-webkit"
+
+
+
+def _span(rec) -> tuple[float, float]:
+    """A recording's time span: from its navigation or script call to its end (wall clock s)."""
+    return rec["started_at"], rec["started_at"] + rec["duration_s"]
+
+
+def test_the_targets_engine_sessions_overlap_in_the_run(run):
+    """The run's six targets share each engine at the same time (one process, a window each):
+    in WebKit and in Firefox, some instant is inside the time spans of at least two of their
+    recordings (which ones depends on the run's schedule), and every verdict is still the one
+    the control has alone (test_each_engine_verdict)."""
+    p, out, results = run
+    for engine in ("webkit", "firefox"):
+        spans = {}
+        for t in EXPECTED:
+            rec = json.loads((out / "recordings" / f"{t}-browser-{engine}.json").read_text())
+            assert rec["skip_reason"] is None and rec["started_at"] and rec["duration_s"], (engine, t, rec["skip_reason"])
+            spans[t] = _span(rec)
+        starts = sorted(s for s, _ in spans.values())
+        assert max(sum(1 for s, e in spans.values() if s <= t < e) for t in starts) >= 2, (engine, spans)
+
+
+# (control, path, profile, interval) -> the strict verdict per engine, each as for the control alone
+SIDE_BY_SIDE = {
+    ("control-engines-sse", "/sse", "sse", 0.3): "pass",
+    ("control-engines-sse-held", "/sse", "sse", 0.3): "fail",
+}
+
+
+def test_two_targets_sessions_run_at_once_in_each_engine():
+    """Two targets' sessions started together run at the same time in each engine, whatever the
+    run's schedule: their time spans overlap, each engine had both in progress at once, and each
+    verdict is the one the control has alone (strict: the server's held stream fails)."""
+    require_engines()
+    from concurrent.futures import ThreadPoolExecutor
+    from conformance.checks.catalogue import CHECKS as ALL
+    from conformance.targets import launcher
+    from conformance.targets.registry import BUILTINS
+    servers = {}
+    spans: dict[str, list] = {}
+    try:
+        for name, *_ in SIDE_BY_SIDE:
+            b = BUILTINS[name]
+            servers[name] = launcher.start(b.name, list(b.argv), 1.0)
+        engines.prestart()
+        for e in engines.ENGINES.values():
+            e.most_at_once = 0
+        jobs = []
+        with ThreadPoolExecutor(2 * len(SIDE_BY_SIDE)) as pool:
+            for (name, path, profile, interval), expect in SIDE_BY_SIDE.items():
+                url = f"http://{servers[name].host}:{servers[name].port}{path}"
+                target = Target(name, url, profile, interval)
+                for engine in ("webkit", "firefox"):
+                    job = pool.submit(engines.run_engine, engines.ENGINES[engine], Context(target, url, 5.0, 60.0))
+                    jobs.append((engine, target, expect, job))
+        for engine, target, expect, job in jobs:
+            rec = job.result()
+            assert rec.skip_reason is None and rec.error is None, (engine, target.id, rec.skip_reason, rec.error)
+            finding = ALL[f"browser.progressive-render.{engine}"].judge(rec, target, strict=True)
+            assert finding.verdict == expect, (engine, target.id, finding.observed)
+            spans.setdefault(engine, []).append((rec.started_at, rec.started_at + rec.duration_s))
+    finally:
+        for s in servers.values():
+            s.stop()
+    for engine, (a, b) in spans.items():
+        assert max(a[0], b[0]) < min(a[1], b[1]), (engine, a, b)
+        assert engines.ENGINES[engine].most_at_once == 2, engine

@@ -42,37 +42,59 @@ from conformance.targets.registry import BUILTINS
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUITE_FAILED, EXIT_USAGE, EXIT_NO_CHECKS, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5, 6
 PROGRESS_EVERY = 10.0   # seconds between progress lines while a check waits on a recording
 MAIN = "get"            # the recording most checks read: made first, alone
-SIDE_UNITS = 12         # after an endless main GET, later scenarios watch this many units' worth
-SIDE_WATCH_MIN = 4.0    # s, and at least this long
+SIDE_UNITS = 5          # after an endless main GET, later scenarios watch this many units' worth
+SIDE_WATCH_MIN = 2.5    # s, and at least this long
 SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server that serves several at once
 # Workers of a server left free by the suite's shared scenarios: one for the quiet-server probe
 # (settle.py), one for a producer the server keeps running after the suite left (the seed's
 # HEAD runs its whole generator).
 RESERVED_WORKERS = 2
+# Connections the shared scenarios may hold on trial beyond the proven ones (Capacity.trial): all of
+# them, as an async server serves them (each scenario holds one or a few).
+TRIAL_CONNECTIONS = 64
+TRIAL_LAG_S = 1.0   # s after the main GET's head time: scenarios on trial start this much after the proven ones (a browser's request leaves after its page is made)
 
 
 class Capacity:
     """The worker threads a server has for the suite's side-by-side scenarios: ``hold(n)`` waits
-    until n more connections fit (a scenario needing more than all of them waits for all)."""
+    until n more connections fit (a scenario needing more than all of them waits for all).
 
-    def __init__(self, workers: int, why: str = ""):
+    ``trial`` connections more may be taken on trial (``take(n, trial=True)``) where nothing has
+    shown a limit yet (every concurrent stream was served at once): a scenario recorded on
+    trial is kept only if it was answered as promptly as the main GET (``answered_promptly``),
+    else recorded again within the proven ones (``TargetRun._run_shared``)."""
+
+    def __init__(self, workers: int, why: str = "", trial: int = 0):
         self.total = max(1, workers)
         self.free = self.total
+        self.trial_total = max(0, trial)
+        self.trial_free = self.trial_total
         self.why = why     # where the figure comes from (said in the docs and the plan)
         self._cond = threading.Condition()
 
     def fits(self, n: int) -> bool:
         return self.free >= min(max(1, n), self.total)
 
-    def take(self, n: int) -> int:
-        """Take n connections now (the caller checked ``fits`` under ``cond``); returns what to give back."""
+    def fits_trial(self, n: int) -> bool:
+        return self.trial_free >= max(1, n)
+
+    def take(self, n: int, trial: bool = False) -> int:
+        """Take n connections now (the caller checked ``fits``/``fits_trial`` under ``cond``);
+        returns what to give back."""
+        if trial:
+            n = max(1, n)
+            self.trial_free -= n
+            return n
         n = min(max(1, n), self.total)
         self.free -= n
         return n
 
-    def give(self, n: int) -> None:
+    def give(self, n: int, trial: bool = False) -> None:
         with self._cond:
-            self.free += n
+            if trial:
+                self.trial_free += n
+            else:
+                self.free += n
             self._cond.notify_all()
 
     @property
@@ -88,6 +110,57 @@ class Capacity:
             yield
         finally:
             self.give(n)
+
+
+def first_answer(result) -> tuple[float | None, float | None] | None:
+    """When a scenario's request was answered: (its head, its first body byte), in s after the
+    request (None where it has none), or None when the record cannot say (an error, a shape
+    with no such times). A page's document: its navigation timing (requestStart to
+    responseStart); a page's script reading a stream: the head as DevTools saw it, and the first
+    event, after the script's call; any other: its main exchange (``primary``)."""
+    if getattr(result, "countdown", None) is not None or getattr(result, "stream", None) is not None:
+        if getattr(result, "stream", None) is not None:
+            st = result.stream
+            first = st.events[0][0] if st.events else None
+            return (st.head_s, first) if st.head_s is not None or first is not None else None
+        nav = result.countdown.navigation or {}
+        if nav.get("response_start") is None:
+            return None
+        return nav["response_start"] - nav.get("request_start", 0.0), None
+    rec = getattr(result, "primary", result)
+    if getattr(rec, "error", None) or getattr(rec, "head_t", None) is None:
+        return None
+    pieces = getattr(rec, "pieces", None)
+    return rec.head_t, (pieces[0].t if pieces is not None and len(pieces) else None)
+
+
+def _s(t: float | None) -> str:
+    return "none" if t is None else f"{t:.2f} s"
+
+
+def answered_promptly(result, get) -> bool:
+    """Whether a scenario recorded beside others beyond the connections the server was shown
+    to serve at once (``Capacity.trial``) was answered as a server with a free worker answers:
+    its head within ``SHARED_HEAD_S`` of the main GET's head time and its first body byte
+    within ``SHARED_HEAD_S`` of the GET's (each in s after its own request). A request that
+    waited for a worker (a full pool: PHP-FPM's default is 5 children; a model server's
+    batch) comes late by about a whole stream. A record that cannot say (``first_answer``)
+    is not prompt either: it is recorded again rather than judged. A skip sent nothing."""
+    if getattr(result, "skip", None) or getattr(result, "skip_reason", None):
+        return True
+    answer = first_answer(result)
+    if answer is None:
+        return False
+    head, first = answer
+    get_head = getattr(get, "head_t", None) or 0.0
+    get_pieces = getattr(get, "pieces", None)
+    get_first = get_pieces[0].t if get_pieces is not None and len(get_pieces) else None
+    if head is not None and head > get_head + SHARED_HEAD_S:
+        return False
+    if first is not None and first > (get_first if get_first is not None else get_head) + SHARED_HEAD_S:
+        return False
+    wanted_body = get_first is not None and getattr(getattr(result, "primary", result), "method", "GET") != "HEAD"
+    return not (first is None and wanted_body and getattr(result, "countdown", None) is None)
 
 
 def served_at_once(result, get=None) -> int:
@@ -116,9 +189,11 @@ def served_at_once(result, get=None) -> int:
 # an engine's page on top of the stream), HEAD last (a server may go on running the GET's producer
 # after answering it, as the seed does, so nothing is admitted after it to wait for that worker).
 SHARED_FIRST = ("browser", "browser-webkit", "browser-firefox")
-# A run of more targets than this records each target's shared scenarios one after another
-# (unless the target's own workers are known): the targets themselves already run side by side.
-SIDE_BY_SIDE_TARGETS = 4
+# Every target's shared scenarios together hold at most this many connections at once: with many
+# targets side by side the suite's own machine must keep up (30 controls at a 200 ms interval, each
+# with its scenarios side by side, made delivery.http10 late on most of them; a scenario held back
+# here waits before its request, so its own times are not touched).
+RUN_SHARED_CONNECTIONS = 48
 SHARED_LAST = ("head",)
 
 
@@ -201,6 +276,8 @@ class TargetRun:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rec-{target.id}")
         self._capacity: Capacity | None = None   # the server's workers for side-by-side scenarios
         self._placeholders: list[Future] = []   # shared scenarios' results, filled by _run_shared
+        self.retried: dict[str, str] = {}       # shared scenarios recorded twice (on trial, then alone): why
+        self._verify_again = False              # the shared scenarios recorded again after a trial are being recorded
         self.live: dict = {}   # see Context.live
         self.begun = False     # launched (or tried) in this process
         # What the suite's last scenarios left the server working on (conformance.engine.settle), and
@@ -318,16 +395,14 @@ class TargetRun:
         just showed (``served_at_once``) when it served at least two streams at once, less one
         held in reserve (the quiet-server probe, or a producer the server keeps running after the
         suite left) unless every stream was served and the main stream ended by itself; one
-        after another when it served one at a time, or was not recorded."""
+        after another when it served one at a time, or was not recorded. Where every concurrent
+        stream was served at once (nothing has shown a limit) and no request budget applies,
+        the other shared scenarios may go on trial beyond that (``Capacity.trial``,
+        ``answered_promptly``)."""
         builtin = BUILTINS[self.target.builtin] if self.target.builtin else None
         if builtin is not None and builtin.parallel_scenarios > 1 and builtin.workers:
             return Capacity(builtin.workers - RESERVED_WORKERS,
                             f"{builtin.workers} known worker threads less {RESERVED_WORKERS} kept free")
-        if len(self.run.targets) > SIDE_BY_SIDE_TARGETS:
-            # many targets are already recorded side by side: each one's scenarios side by side on
-            # top made the suite's own machine the bottleneck (30 controls at a 200 ms interval:
-            # delivery.http10 late on most of them), and the suite's load must not change a verdict
-            return None
         conc = self.recorded("concurrent") if "concurrent" in self._futures else None
         if conc is None or getattr(conc, "error", None):
             return None
@@ -335,27 +410,99 @@ class TargetRun:
         served = served_at_once(conc, get)
         asked = sum(1 for s in getattr(conc, "streams", []) if s.kind == "stream")
         ended = getattr(get, "end", None) in ("complete", "closed")
-        if getattr(get, "end", None) == "watched" and served >= 2:
-            # an endless feed that serves several streams at once: every shared scenario in one
-            # shared (shorter) watch window, so the run takes about two windows, not one per wave
-            return Capacity(len(SCENARIOS) * 6, f"an endless stream: {served} of {asked} concurrent streams served "
-                                                "at once, every shared scenario in one watch window")
+        # a trial only where no limit was seen and an extra request costs nothing the user capped
+        trial = TRIAL_CONNECTIONS if served >= asked >= 2 and self.plan().budget is None else 0
         reserve = 0 if served >= asked and ended else 1
-        if served - reserve < 2:
+        if served - reserve < 2 and not trial:
             return None
-        return Capacity(served - reserve, f"{served} of {asked} concurrent streams served at once"
-                        + (f", less {reserve} kept free" if reserve else ""))
+        on_trial = ", the other scenarios on trial beyond that" if trial else ""
+        if getattr(get, "end", None) == "watched":
+            why = (f"an endless stream: {served} of {asked} concurrent streams served at once, the shared "
+                   f"scenarios in one shorter watch window")
+        else:
+            why = f"{served} of {asked} concurrent streams served at once"
+        return Capacity(max(1, served - reserve), why + (f", less {reserve} kept free" if reserve else "") + on_trial,
+                        trial=trial)
 
     def _run_shared(self, names: list[str], futures: list[Future]) -> None:
         """Record the shared scenarios: side by side within ``side_capacity`` (each admitted, in
-        ``shared_order``, as soon as the connections it holds fit), else one after another."""
+        ``shared_order``, as soon as the connections it holds fit), else one after another.
+        Where the capacity allows a trial, all of them first at once (``_run_on_trial``), and
+        those not answered promptly again within the proven connections."""
         capacity = self.side_capacity()
         self._capacity = capacity
         if capacity is None:
             for n, f in zip(names, futures):
                 self._fill(n, f)
             return
-        pending = [(n, futures[names.index(n)]) for n in shared_order(names)]
+        todo = [(n, futures[names.index(n)]) for n in shared_order(names)]
+        if capacity.trial_total:
+            todo = self._run_on_trial(todo)
+            if todo:   # the server has a limit after all: keep one worker free, as for a limit seen at once
+                capacity = Capacity(max(1, capacity.total - 1), capacity.why + "; a limit found on trial, one kept free")
+        self._run_within(capacity, todo, verify=bool(todo) and self._capacity.trial_total > 0)
+
+    def _run_on_trial(self, todo: list[tuple[str, Future]]) -> list[tuple[str, Future]]:
+        """Record every shared scenario at once, where nothing has shown the server to have a
+        limit (``side_capacity``). Each one is kept only if it was answered promptly
+        (``answered_promptly``): at a server whose workers all turn out busy, a request waits,
+        and whichever of ours waited (a trial request may also take a worker first) comes late.
+        Returns those to record again, once every first attempt has ended (so that none of
+        ours is still holding a worker), within the proven connections."""
+        get = self.recorded(MAIN) if MAIN in self._futures else None
+        again: list[tuple[str, Future]] = []
+        lock = threading.Lock()
+
+        def attempt(n: str, f: Future) -> None:
+            try:
+                if not f.set_running_or_notify_cancel():
+                    return
+                with self.run.shared_slots.hold(SCENARIOS[n].held(self.context())):
+                    rec = self._record(n)
+                if self.run.stopping.is_set() or answered_promptly(rec, get):
+                    f.set_result(rec)
+                    return
+                answer = first_answer(rec)
+                seen = ("no answer time in its record" if answer is None else
+                        f"head {_s(answer[0])}, first body byte {_s(answer[1])} after its request")
+                with lock:
+                    again.append((n, f))
+                    self.retried[n] = (f"recorded again within the connections the server was shown to serve at "
+                                       f"once: recorded beside the others, it was not answered as promptly as the "
+                                       f"main GET ({seen}; the GET's head {_s(getattr(get, 'head_t', None))}), so it "
+                                       f"may have waited for a worker the suite's own requests held")
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the recording
+                if not f.done():
+                    f.set_exception(e)
+
+        threads = [threading.Thread(target=attempt, args=(n, f), daemon=True, name=f"rec-{self.id}-{n}")
+                   for n, f in todo]
+        # Those that fit the proven connections go first (shared_order: the browsers, which cannot
+        # be told apart from their page's other requests as easily); the others a moment later,
+        # so that at a server with just those workers it is the ones on trial that wait.
+        proven, used, ctx = 0, 0, self.context()
+        for n, _ in todo:
+            if used + SCENARIOS[n].held(ctx) > self._capacity.total:
+                break
+            used += SCENARIOS[n].held(ctx)
+            proven += 1
+        for i, th in enumerate(threads):
+            if i == proven and proven:
+                self.run.stopping.wait(min(SHARED_HEAD_S, (getattr(get, "head_t", None) or 0.0) + TRIAL_LAG_S))
+            th.start()
+        for th in threads:
+            th.join()
+        return [x for x in todo if x in again]
+
+    def _run_within(self, capacity: Capacity, todo: list[tuple[str, Future]], verify: bool = False) -> None:
+        """Record ``todo`` side by side within the capacity's proven connections, each admitted
+        in order as soon as the connections it holds fit. ``verify``: these are recorded again
+        after a trial; one still not answered promptly is judged as recorded while the server
+        was busy with the suite's own requests (``settle.busy_finding``: a timed check's
+        ``fail`` is a ``warn`` saying so)."""
+        if verify:
+            self._verify_again = True
+        pending = list(todo)
         ctx = self.context()
         threads = []
         while pending:
@@ -378,12 +525,13 @@ class TargetRun:
 
     def _fill_then_give(self, scenario: str, future: Future, capacity: Capacity, taken: int) -> None:
         try:
-            self._fill(scenario, future)
+            with self.run.shared_slots.hold(taken):
+                self._fill(scenario, future)
         finally:
             capacity.give(taken)
 
     def _fill(self, scenario: str, future: Future) -> None:
-        if not future.set_running_or_notify_cancel():
+        if future.done() or (not future.running() and not future.set_running_or_notify_cancel()):
             return
         try:
             future.set_result(self._record(scenario))
@@ -409,7 +557,7 @@ class TargetRun:
     def watch(self) -> float:
         """The watch window of this target's recordings (s). After a main GET that was still open
         when its window ended (an endless feed), the scenarios after it share a shorter one:
-        long enough for the first dozen units the GET saw, at least 4 s, so a run against an
+        long enough for the first SIDE_UNITS (5) units the GET saw, at least SIDE_WATCH_MIN (2.5 s), so a run against an
         endless stream ends within a minute."""
         full = self.target.watch_s()
         if self.target.watch is not None:
@@ -451,6 +599,11 @@ class TargetRun:
                 isinstance(rec, Recording) and rec.end in ("complete", "closed", "watched", "budget")):
             rec.interrupted = True   # ended by the interrupt: kept as it stands (Run.interrupt)
         left = settle.left_behind(scenario, rec)
+        if quiet is None and scenario in self.retried and self._verify_again:
+            get = self.recorded(MAIN) if MAIN in self._futures else None
+            if first_answer(rec) is not None and not answered_promptly(rec, get):   # answered, and still late
+                quiet = settle.Settle("the suite's trial of side-by-side scenarios (recorded again, and still "
+                                      "not answered as promptly as the main GET)", last="not measured")
         with self._settle_lock:
             if quiet is not None:
                 self._settles[id(rec)] = quiet
@@ -631,6 +784,9 @@ class Run:
         self.started_at: float | None = None
         self.started_wall: datetime | None = None
         self.stopping = threading.Event()
+        # every target's shared scenarios together: at most this many connections at once, so the
+        # suite's own machine keeps up with what it records (``RUN_SHARED_CONNECTIONS``)
+        self.shared_slots = Capacity(RUN_SHARED_CONNECTIONS, "the run's own limit")
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
         self.unwritten: list[str] = []           # report files that could not be written, and why (exit 3)
         self._handlers: dict = {}                # signal handlers before ensure_started()
@@ -806,6 +962,9 @@ class Run:
             entry["request"] = request_entry(t.target, self.options.secret_headers)
             if t.scenarios:
                 entry["plan"] = t.plan().to_dict()
+            if t.begun and t.scenarios and not (t.launch_error or t.skip_reason):
+                entry["schedule"] = {"side_by_side": t._capacity.why if t._capacity is not None else None,
+                                     **({"recorded_again": dict(t.retried)} if t.retried else {})}
             if t.server:
                 entry["server_stderr"] = t.server.stderr()[-4000:]
             entry["diagnosis"] = [c.to_dict() for c in self.diagnosis(t)]

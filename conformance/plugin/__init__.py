@@ -397,6 +397,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             tr.write_line(line)
         for hop in t.redirects:
             tr.write_line(f"  redirect: {hop}")
+        if t.retried:   # run.TargetRun._run_on_trial: one more request each
+            tr.write_line(f"  recorded again (a limit found on trial, docs/scheduling.md): {', '.join(sorted(t.retried))}")
         if t.launch_error:
             doing = "could not start" if t.target.builtin else "not recorded"
             tr.write_line(f"  {doing}: {t.launch_error.splitlines()[-1]}")

@@ -26,6 +26,8 @@ PRIORITY = ["get", "get-compressed", "httpx", "requests", "node-fetch", "browser
             "concurrent", "chain", "h2", "h3", "head", "large"]
 GET_ONLY = {"head": "HEAD is compared with GET: it means something only for a GET target"}
 OVER = "over the request budget (--max-requests {n})"
+TRIAL = ("with no budget, a scenario recorded beside the others that waited for a worker is recorded once "
+         "more, one request each (docs/scheduling.md, results.json targets[].schedule); with a budget, never")
 OWN = ("the suite's own: OPTIONS to the target's URL while it waits for a quiet server, only after a "
        "scenario left the server busy (conformance.engine.settle); never the target's method, not counted")
 
@@ -83,6 +85,8 @@ class Plan:
                 out.append(f"  {r.scenario:<16}   -  {r.reason}")
         out.append(f"  {'total':<16} {self.total:>3}  requests to this target")
         out.append(f"  ({OWN})")
+        if self.budget is None:
+            out.append(f"  ({TRIAL})")
         if self.bound:
             out.append(f"  time: {self.bound}")
         return out
@@ -151,7 +155,9 @@ def time_bound(target, builtin: bool = False) -> str:
         head = f"at most {BOUND_FACTOR} x S + {BOUND_SLACK_S} s, S the stream's own length (learnt from the first GET)"
     extra = ("; a built-in target also records its exclusive scenarios (several streams, the large body, "
              "the disconnect) and the holder page") if builtin else ""
-    return f"{head}; {endless}; on a server that serves one stream at a time, about one stream per scenario" + extra
+    return (f"{head}; {endless}; a stream more where the server's workers turn out fewer than the scenarios "
+            f"(those that waited are recorded again); on a server that serves one stream at a time, about one "
+            f"stream per scenario" + extra)
 
 
 def make_plan(target, scenarios: list[str], repeat: int = 1, builtin: bool = False) -> Plan:

@@ -13,10 +13,31 @@ engines users have, driven over WebDriver.
   Firefox ESR 153 does not have (``emulation.setMediaFeaturesOverride``).
 
 Each engine is one process per run (``ENGINES``), started on first use (both at once when a run
-needs both: ``prestart``), shared by the targets' sessions one at a time, closed when idle for
-``IDLE_CLOSE_S``, at exit, and at once when a run is interrupted (``abort_all``, called by
+needs both: ``prestart``), closed when idle for ``IDLE_CLOSE_S`` (``PRESTARTED_IDLE_S`` before its
+first session), at exit, and at once when a run is interrupted (``abort_all``, called by
 ``conformance.run`` with Chromium's abort). Every process of an engine (the driver, the browser
 and its helpers, Xvfb) is in a process group of its own, and closing kills the group.
+
+Several targets' sessions run in an engine at the same time, up to ``AT_ONCE``, each in a
+top-level window of its own (WebDriver New Window), left on about:blank for the next session.
+WebDriver serves one command at a time, so the sessions' commands take turns (``_Window``: a short
+lock, and a switch to the session's window when the last command went to another); a session
+never holds WebDriver for long (a stream script is started, then its result looked for every
+``RESULT_POLL_S``). Two things are timed by how soon WebDriver answers, and have it to
+themselves (``Engine.exclusive``): a countdown page from its navigation until its observer is in
+(at most ``EXCLUSIVE_MAX_S``), and the opening of a window (0.2-0.6 s on an idle machine, 1-4 s
+on a loaded one; beside a page's first moments Firefox answered that page's looks up to 3 s late).
+Windows, not tabs: measured here with one page per window, each counting its
+``requestAnimationFrame`` callbacks and 10 ms timers over 3 s, every window (3 and 10 at once) got
+57-61 frames/s and 94-98 timers/s in WebKitGTK's MiniBrowser on Xvfb and 50-61 frames/s and 72-98
+timers/s in headless Firefox, focused or not, ``visibilityState`` "visible"; a background *tab*
+got 0-0.3 frames/s and 1 timer/s in both, and would time the countdown's paints by its throttling.
+A countdown page whose ``visibilityState`` is ever not "visible" is a skip with that reason.
+Measured on this 2-core machine (busy with other work), a run of ten URL targets (SSE streams of
+5.7 s each): from the first session asked for to the last one's end, WebKit's ten took 18.7 s
+and Firefox's 21.9 s, the engines' starts included, where one at a time they took 60.6 s; the run
+took 36.8 s instead of 83.3 s (one such URL: 22.1 s), every verdict the same. The engine
+controls' verdicts are unchanged (tests/test_engines.py).
 
 What a session does, per profile (the same scripts Chromium runs: ``conformance.browser``):
 
@@ -46,6 +67,7 @@ What the engines do differently (measured here on the controls; tests/test_engin
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -64,9 +86,25 @@ from conformance.scenarios.base import Context, Scenario, register
 from conformance.analysis.target import MEDIA_PROFILES
 from conformance.analysis.units import countdown_count
 
-POLL_S = 0.01            # between two looks at a loading page
-IDLE_CLOSE_S = 30.0      # an engine unused this long is closed
+POLL_S = 0.01            # between two looks at a loading page, until the observer is in it
+LOOK_S = 0.05            # between two looks once it is (the observer times the page itself)
+RESULT_POLL_S = 0.1      # between two looks for a stream script's result
+STOP_WAIT_S = 5.0        # for a stopped stream script to hand back what it has
+EXCLUSIVE_MAX_S = 3.0    # the longest one session keeps the engine's WebDriver to itself
+TURN_FIRST_S = 10.0      # ... and at most this long more until its first command gets WebDriver
+IDLE_CLOSE_S = 30.0      # an engine unused this long after a session is closed
+# ... and after a start with no session yet (``prestart``): a run of ten targets recorded one
+# scenario after another per target comes to the engines 35-45 s after the start (measured), and
+# a restart then took 5-15 s on this loaded machine
+PRESTARTED_IDLE_S = 300.0
+# sessions at once in one engine (a window each); more wait for a window to be free. Ten at once
+# on this 2-core machine (already loaded by other work), with every scenario of ten targets side
+# by side, made each Firefox window take 2-4 s to open and two of its pages get SSE events up to
+# 1.7 s after the raw recorder: a warn that was the suite's own load.
+AT_ONCE = 5
 START_TIMEOUT_S = 60.0
+START_ATTEMPTS = 2       # a start that fails is tried once more (seen once on a loaded machine:
+                         # WebKitWebDriver exited with status 1 at its start, the next start went)
 SETTLE_S = 1.0           # after the load: for the last animation frames
 WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 WEBKIT_BROWSERS = ("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
@@ -93,7 +131,7 @@ const url = arguments[0], after = arguments[1];
 const fresh = performance.timeOrigin >= after && location.href !== "about:blank";
 if (fresh && document.documentElement && !window.__conformance) { %s }
 return {fresh: fresh, href: location.href, state: document.readyState, installed: !!window.__conformance,
-        origin: performance.timeOrigin, now: performance.now()};
+        origin: performance.timeOrigin, now: performance.now(), visibility: document.visibilityState};
 """ % OBSERVER_JS.strip().rstrip(";")
 
 COLLECT_JS = """
@@ -108,26 +146,44 @@ const r = window.__conformance;
 return !r || Object.values(r.groups).every(g => g.frame !== null);
 """
 
-# STREAM_JS through WebDriver's asynchronous script: its result comes back as JSON text
-STREAM_ASYNC_JS = """
-const done = arguments[arguments.length - 1];
-(%s)(arguments[0]).then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e), events: []})));
+# STREAM_JS started in the script's own global (WebKit's WebDriver scripts run in the page's
+# global); its result is kept as JSON text in window.__cf_result for RESULT_JS to read. The script
+# call returns at once: WebDriver serves one command at a time, and the window's session is one of
+# several sharing it.
+PAGE_START_JS = """
+window.__cf_result = null;
+(%s)(arguments[0]).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))
+  .then(t => { window.__cf_result = t; });
+return true;
 """ % STREAM_JS.strip()
 
-# A function run in the page's own global through a script element; the result comes back as a
-# DOM event's string detail (strings cross from the page to WebDriver's sandbox unchanged).
-PAGE_CALL_JS = """
-const [fn, arg, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+# The same, where WebDriver's scripts run in a sandbox that sees the page through Xrays (Firefox):
+# a fetch() reader's Uint8Array cannot be read there, so a script element runs the function in the
+# page itself, and its result comes back to the sandbox's window.__cf_result as a DOM event's
+# string detail (strings cross from the page to the sandbox unchanged).
+PAGE_ELEMENT_START_JS = """
+const [fn, arg] = [arguments[0], arguments[1]];
 const id = "cf-result-" + Math.random().toString(36).slice(2);
-document.addEventListener(id, e => done(e.detail), {once: true});
+window.__cf_result = null;
+document.addEventListener(id, e => { window.__cf_result = e.detail; }, {once: true});
 const s = document.createElement("script");
 s.textContent = `(${fn})(${arg}).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))` +
   `.then(t => document.dispatchEvent(new CustomEvent(${JSON.stringify(id)}, {detail: t})));`;
 (document.head || document.documentElement).appendChild(s);
 s.remove();
+return true;
 """
 
-STOP_JS = "return window.__cf_stop ? JSON.stringify(window.__cf_stop('deadline')) : null;"
+RESULT_JS = "return window.__cf_result || null;"
+STOP_JS = "if (window.__cf_stop) window.__cf_stop('deadline'); return true;"
+# the stop, through a script element in the page's own global (Firefox's sandbox cannot call it)
+PAGE_ELEMENT_STOP_JS = """
+const s = document.createElement("script");
+s.textContent = "if (window.__cf_stop) window.__cf_stop('deadline');";
+(document.head || document.documentElement).appendChild(s);
+s.remove();
+return true;
+"""
 
 
 class EngineStartError(RuntimeError):
@@ -157,28 +213,98 @@ def _kill_group(proc: subprocess.Popen | None, grace: float = 2.0) -> None:
 
 
 class Driver:
-    """What a session needs of a WebDriver client (Selenium's or Marionette's)."""
+    """What a session needs of a WebDriver client (Selenium's or Marionette's), for the window
+    it was given."""
 
     def navigate(self, url: str) -> None: ...
     def execute(self, script: str, *args): ...
-    def execute_async(self, script: str, args: list, timeout: float): ...
     def screenshot(self) -> bytes | None: ...
 
-    def page_call(self, fn: str, arg, timeout: float):
-        """``await (fn)(arg)`` as the page's own script, its result as JSON text."""
-        return self.execute_async(STREAM_ASYNC_JS, [arg], timeout)
+    def page_start(self, fn: str, arg) -> None:
+        """Start ``await (fn)(arg)`` as the page's own script and return at once; its result, as
+        JSON text, is then read with ``page_result`` (None until it has settled)."""
+        self.execute(PAGE_START_JS, arg)
+
+    def page_result(self) -> str | None:
+        return self.execute(RESULT_JS)
+
+    def page_stop(self) -> None:
+        """Tell the page's stream script to stop now (it then settles with what it has)."""
+        self.execute(STOP_JS)
+
+    def exclusive(self):
+        """A context in which this session's commands are the only ones WebDriver serves (see
+        ``Engine.exclusive``); nothing to share here."""
+        return contextlib.nullcontext()
+
+    # the window of the browser's own: what the engine uses to give each session a window
+    def handle(self) -> str: ...
+    def new_window(self) -> str: ...
+    def switch(self, handle: str) -> None: ...
+
+
+class _Window(Driver):
+    """A session's own browser window in the engine's one WebDriver session: each command takes
+    the engine's command lock (the client and the driver serve one command at a time), switches
+    WebDriver to this window if another session's command went elsewhere, and runs."""
+
+    def __init__(self, engine: "Engine", base: Driver, handle: str):
+        self.engine, self.base, self.window = engine, base, handle
+
+    def _do(self, f, *args):
+        e = self.engine
+        e._wait_turn(self)
+        with e._cmd:
+            e._begin_turn(self)
+            if e._current != self.window:
+                e._current = None
+                self.base.switch(self.window)
+                e._current = self.window
+            return f(*args)
+
+    def navigate(self, url):
+        return self._do(self.base.navigate, url)
+
+    def execute(self, script, *args):
+        return self._do(self.base.execute, script, *args)
+
+    def screenshot(self):
+        return self._do(self.base.screenshot)
+
+    def page_start(self, fn, arg):
+        return self._do(self.base.page_start, fn, arg)
+
+    def exclusive(self):
+        return self.engine.exclusive(self)
+
+    def page_result(self):
+        return self._do(self.base.page_result)
+
+    def page_stop(self):
+        return self._do(self.base.page_stop)
 
 
 class Engine:
-    """One engine for the whole run: started on first use, one session at a time."""
+    """One engine process for the whole run, started on first use; several sessions at once,
+    each in a browser window of its own (``_Window``), their WebDriver commands one at a time."""
     name = ""          # "webkit", "firefox"
     label = ""         # "WebKit", "Firefox"
     scenario = ""
     install_hint = ""
 
     def __init__(self):
-        self._lock = threading.Lock()        # one session at a time; guards start and close
+        self._lock = threading.Lock()        # guards start, close and the bookkeeping below (held briefly,
+        self._changed = threading.Condition(self._lock)   # and for a start)
+        self._cmd = threading.Lock()         # one WebDriver command at a time
         self._driver: Driver | None = None
+        self._active = 0                     # sessions in progress
+        self._free: list[str] = []           # windows no session uses now
+        self._current: str | None = None     # the window WebDriver's commands go to now
+        self._turn: object | None = None     # who has WebDriver to itself now (``exclusive``)
+        self._turn_until = 0.0               # ... until then at the latest (monotonic s)
+        self._turn_began = False             # its first command has run
+        self._spare = False                  # a spare window is being opened
+        self._used = False                   # a session has run since the start
         self._procs: list[subprocess.Popen] = []
         self._tmp: list[str] = []
         self._aborted = False
@@ -186,6 +312,7 @@ class Engine:
         self._insecure: bool | None = None
         self.version = ""
         self.start_s: float | None = None    # how long the last start took
+        self.most_at_once = 0                # the most sessions in progress at once (for the tests)
 
     # -- availability --------------------------------------------------------------------------
     def missing(self) -> str | None:
@@ -197,39 +324,177 @@ class Engine:
         return f"{why}: {self.install_hint}" if why else None
 
     # -- life --------------------------------------------------------------------------------------
-    def run(self, session, insecure: bool):
-        """``session(driver)`` with the engine started (a new browser session when the TLS policy
-        changes); the engine is closed when idle."""
-        with self._lock:
-            if self._idle is not None:
-                self._idle.cancel()
-                self._idle = None
+    def start(self, insecure: bool) -> None:
+        """Start the engine for this TLS policy if it is not running (``prestart``); it is closed
+        when idle."""
+        with self._changed:
+            self._ready_locked(insecure)
+            if len(self._free) < 2:
+                self._spare_locked(self._driver)   # two targets' sessions often come together
+            self._idle_locked()
+
+    def _ready_locked(self, insecure: bool) -> None:
+        """Under ``_lock``: the engine running with this TLS policy. A browser of the other policy
+        is closed and a new one started once its sessions have ended (a run of mixed policies)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        while True:
             if self._aborted:
                 raise EngineStartError("the run was interrupted")
-            if self._driver is None or self._insecure != insecure:
-                self._close_locked()
-                started = time.monotonic()
-                try:
-                    self._driver = self._start(insecure)
-                except EngineStartError:
-                    self._close_locked()
-                    raise
-                except Exception as e:  # noqa: BLE001
-                    self._close_locked()
-                    raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
-                self._insecure = insecure
-                self.start_s = round(time.monotonic() - started, 3)
+            if self._driver is not None and self._insecure == insecure:
+                return
+            if self._active == 0:
+                break
+            self._changed.wait(0.5)   # an abort does not notify
+        self._close_locked()
+        started = time.monotonic()
+        for attempt in range(START_ATTEMPTS):
             try:
-                return session(self._driver)
-            except Exception:
-                if self._aborted:
-                    self._close_locked()
+                self._driver = self._start(insecure)
+                self._free = [self._driver.handle()]
+                self._current = self._free[0]
+                break
+            except EngineStartError:
+                self._close_locked()
                 raise
-            finally:
-                if not self._aborted and self._driver is not None:
-                    self._idle = threading.Timer(IDLE_CLOSE_S, self.close)
-                    self._idle.daemon = True
-                    self._idle.start()
+            except Exception as e:  # noqa: BLE001
+                self._close_locked()
+                if attempt + 1 == START_ATTEMPTS or self._aborted:
+                    raise EngineStartError(f"{self.label} did not start: {type(e).__name__}: {_first_line(e)}") from None
+        self._insecure = insecure
+        self._used = False
+        self.start_s = round(time.monotonic() - started, 3)
+
+    def run(self, session, insecure: bool):
+        """``session(driver)`` in a browser window of its own, the engine started (a new browser
+        session when the TLS policy changes); other sessions may run at the same time, each in its
+        window, at most ``AT_ONCE`` (more wait for a window to be free). The window is left on
+        about:blank for the next session; the engine is closed when idle."""
+        with self._changed:
+            while self._active >= AT_ONCE and not self._aborted:
+                self._changed.wait(0.5)   # an abort does not notify
+            self._ready_locked(insecure)
+            self._active += 1
+            self._used = True
+            self.most_at_once = max(self.most_at_once, self._active)
+            base = self._driver
+        window = None
+        try:
+            window = self._take_window(base)
+            return session(_Window(self, base, window))
+        except Exception:
+            if self._aborted:
+                self.close()
+            raise
+        finally:
+            if window is not None and not self._aborted:
+                self._give_back(base, window)
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+                self._idle_locked()
+
+    def _take_window(self, base: Driver) -> str:
+        """A free window, or a new one. Opening one takes 0.2-0.6 s of WebDriver's time on an idle
+        machine and 1-4 s on a busy one (measured), and whoever takes the last free window has a
+        spare opened behind it."""
+        with self._changed:
+            if self._free:
+                handle = self._free.pop()
+                if not self._free:
+                    self._spare_locked(base)
+                return handle
+        return self._open_window(base)
+
+    def _spare_locked(self, base: Driver) -> None:
+        if not self._spare and base is not None and self._active + len(self._free) < AT_ONCE:
+            self._spare = True
+            threading.Thread(target=self._open_spare, args=(base,), name=f"{self.name}-spare", daemon=True).start()
+
+    def _open_window(self, base: Driver) -> str:
+        """A new window, in a turn of its own (``exclusive``): no page's first moments are timed
+        while the browser makes it (with the opening beside them, Firefox answered a page's
+        looks up to 3 s late: measured), and the turn lasts until a script has run in it."""
+        opener = object()
+        with self.exclusive(opener), self._cmd:
+            self._begin_turn(opener)
+            self._current = None          # a new window may take WebDriver's focus
+            handle = base.new_window()
+            base.switch(handle)
+            self._current = handle
+            base.execute("return document.readyState")
+            return handle
+
+    def _open_spare(self, base: Driver) -> None:
+        try:
+            handle = self._open_window(base)
+        except Exception:  # noqa: BLE001 - the next session opens its own
+            handle = None
+        with self._changed:
+            self._spare = False
+            if handle is not None and self._driver is base:
+                self._free.append(handle)
+
+    @contextlib.contextmanager
+    def exclusive(self, holder):
+        """WebDriver serves ``holder``'s commands only, while the time of what it does depends on
+        how soon its commands run: a countdown page from its navigation until its observer is in
+        (the groups already there are timed at the install), or a window being opened. One holder
+        at a time; the others' commands wait (``_wait_turn``) until it is done, or at most
+        ``EXCLUSIVE_MAX_S`` after its first command began (a command of another session still
+        running when the turn was taken is waited for: the holder's navigation comes after it)."""
+        with self._changed:
+            while self._turn is not None and self._turn is not holder and time.monotonic() < self._turn_until:
+                self._changed.wait(max(0.0, self._turn_until - time.monotonic()))
+            self._turn, self._turn_began = holder, False
+            self._turn_until = time.monotonic() + EXCLUSIVE_MAX_S + TURN_FIRST_S
+        try:
+            yield
+        finally:
+            with self._changed:
+                if self._turn is holder:
+                    self._turn = None
+                self._changed.notify_all()
+
+    def _begin_turn(self, holder) -> None:
+        """``holder``'s first command has WebDriver (under ``_cmd``): its turn's bound starts now."""
+        if self._turn is holder and not self._turn_began:
+            with self._changed:
+                if self._turn is holder:
+                    self._turn_began = True
+                    self._turn_until = time.monotonic() + EXCLUSIVE_MAX_S
+                    self._changed.notify_all()
+
+    def _wait_turn(self, who) -> None:
+        """Before a command of ``who``: wait while another holds WebDriver (``exclusive``)."""
+        with self._changed:
+            while self._turn is not None and self._turn is not who and time.monotonic() < self._turn_until:
+                self._changed.wait(max(0.0, self._turn_until - time.monotonic()))
+
+    def _give_back(self, base: Driver, window: str) -> None:
+        """The session's window back to the free ones, on about:blank: what its page was still
+        loading or reading stops now (navigating away ends the page's requests)."""
+        try:
+            _Window(self, base, window).navigate("about:blank")
+        except Exception:  # noqa: BLE001 - a window that cannot be driven is not used again
+            return
+        with self._changed:
+            if self._driver is base:
+                self._free.append(window)
+
+    def _idle_locked(self) -> None:
+        if self._active == 0 and not self._aborted and self._driver is not None:
+            if self._idle is not None:
+                self._idle.cancel()
+            self._idle = threading.Timer(IDLE_CLOSE_S if self._used else PRESTARTED_IDLE_S, self._idle_close)
+            self._idle.daemon = True
+            self._idle.start()
+
+    def _idle_close(self) -> None:
+        with self._changed:
+            if self._active == 0:
+                self._close_locked()
 
     def _start(self, insecure: bool) -> Driver:
         raise NotImplementedError
@@ -238,10 +503,13 @@ class Engine:
         """Ask the driver to end its session (best effort; the process groups are killed after)."""
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._close_locked()
 
     def _close_locked(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self._driver is not None and not self._aborted:
             try:
                 self._quit()
@@ -249,16 +517,18 @@ class Engine:
                 pass
         self._driver = None
         self._insecure = None
+        self._free, self._current, self._turn = [], None, None
         procs, self._procs = self._procs, []
         for p in reversed(procs):
             _kill_group(p)
         for d in self._tmp:
             shutil.rmtree(d, ignore_errors=True)
         self._tmp = []
+        self._changed.notify_all()
 
     def abort(self) -> None:
-        """The run was interrupted: kill the engine's processes now (a session in progress then
-        fails; no engine starts again until ``reset_abort``)."""
+        """The run was interrupted: kill the engine's processes now (the sessions in progress then
+        fail; no engine starts again until ``reset_abort``)."""
         self._aborted = True
         if self._idle is not None:
             self._idle.cancel()
@@ -266,9 +536,10 @@ class Engine:
             _kill_group(p, grace=0.5)
 
     def reset_abort(self) -> None:
-        self._aborted = False
-        if not self._lock.locked():
-            self.close()
+        with self._changed:
+            self._aborted = False
+            if self._active == 0:
+                self._close_locked()
 
     def pids(self) -> list[int]:
         """The process groups this engine runs now (for the suite's own tests)."""
@@ -292,9 +563,21 @@ class _SeleniumDriver(Driver):
     def execute(self, script, *args):
         return self.d.execute_script(script, *args)
 
-    def execute_async(self, script, args, timeout):
-        self.d.set_script_timeout(timeout)
-        return self.d.execute_async_script(script, *args)
+    def page_start(self, fn, arg):
+        self.execute(PAGE_START_JS, arg)
+
+    def handle(self):
+        return self.d.current_window_handle
+
+    def new_window(self):
+        """A new top-level window (not a tab: WebKitGTK throttles a background tab's timers to
+        1/s and stops its animation frames; its windows on Xvfb all get both at full rate,
+        measured), WebDriver switched to it."""
+        self.d.switch_to.new_window("window")
+        return self.d.current_window_handle
+
+    def switch(self, handle):
+        self.d.switch_to.window(handle)
 
     def screenshot(self):
         try:
@@ -397,15 +680,25 @@ class _MarionetteDriver(Driver):
     def execute(self, script, *args):
         return self.m.execute_script(script, script_args=list(args), new_sandbox=False)
 
-    def execute_async(self, script, args, timeout):
-        self.m.timeout.script = timeout
-        return self.m.execute_async_script(script, script_args=list(args), new_sandbox=False)
+    def page_start(self, fn, arg):
+        """Marionette's scripts run in a sandbox that sees the page through Xrays, where a fetch()
+        reader's Uint8Array cannot be read: a script element runs it in the page itself."""
+        self.execute(PAGE_ELEMENT_START_JS, fn, json.dumps(arg))
 
-    def page_call(self, fn: str, arg, timeout: float):
-        """``await (fn)(arg)`` in the page's own global, its result as JSON text. Marionette's
-        scripts run in a sandbox that sees the page through Xrays, where a fetch() reader's
-        Uint8Array cannot be read; a script element runs it in the page itself."""
-        return self.execute_async(PAGE_CALL_JS, [fn, json.dumps(arg)], timeout)
+    def page_stop(self):
+        self.execute(PAGE_ELEMENT_STOP_JS)
+
+    def handle(self):
+        return self.m.current_window_handle
+
+    def new_window(self):
+        """A new top-level window, not focused (not a tab: Firefox throttles a background tab's
+        timers to 1/s and its animation frames to well under 1/s; its headless windows all get
+        both at full rate, measured)."""
+        return self.m.open(type="window", focus=False)["handle"]
+
+    def switch(self, handle):
+        self.m.switch_to_window(handle, focus=False)
 
     def screenshot(self):
         try:
@@ -485,7 +778,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (WebKit(), Firefox())}
 def prestart(names=None, insecure: bool = False) -> None:
     """Start the named engines (all) side by side, each on a thread; errors are left for the
     sessions to meet and say."""
-    threads = [threading.Thread(target=lambda e=e: _try(lambda: e.run(lambda d: None, insecure)), daemon=True)
+    threads = [threading.Thread(target=lambda e=e: _try(lambda: e.start(insecure)), daemon=True)
                for n, e in ENGINES.items() if names is None or n in names if e.unavailable() is None]
     for t in threads:
         t.start()
@@ -533,11 +826,20 @@ def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: Browser
     out = PageRecord(ctx.url)
     rec.countdown = out
     rec.holder_note = f"the holder page is loaded in Chromium only ({engine.label} loads the countdown page)"
+    with contextlib.ExitStack() as first_moments:
+        # the engine's WebDriver serves this session alone until its observer is in the page
+        first_moments.enter_context(driver.exclusive())
+        _watch_countdown(driver, engine, ctx, rec, out, span, budget, first_moments)
+
+
+def _watch_countdown(driver, engine, ctx, rec, out, span, budget, first_moments) -> None:
+    """countdown_session's load and look: ``first_moments`` is closed once the observer is in."""
     after = time.time() * 1000 - 50
     started = time.monotonic()
     rec.started_at = time.time()
     driver.navigate(ctx.url)
     shot_at, state, fresh, installed_at, install_gap, last_look = span / 2, None, None, None, None, None
+    hidden = None
     while time.monotonic() - started < budget:
         try:
             state = driver.execute(POLL_JS, ctx.url, after)
@@ -550,7 +852,10 @@ def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: Browser
                 # how long before this look the previous one returned: the groups found at the
                 # install came within it
                 install_gap = now - (last_look if last_look is not None else started)
+                first_moments.close()
             fresh = state
+            if state.get("visibility") not in (None, "visible") and hidden is None:
+                hidden = round(now - started, 3)
         if state is not None:
             last_look = now
         if out.screenshot is None and time.monotonic() - started >= shot_at:
@@ -562,9 +867,16 @@ def countdown_session(driver: Driver, engine: Engine, ctx: Context, rec: Browser
         if fresh and state and state.get("fresh") and state.get("state") == "complete":
             out.loaded = True
             break
-        time.sleep(POLL_S)
+        time.sleep(POLL_S if installed_at is None else LOOK_S)
     else:
         out.load_error = f"the page had not finished loading after {budget:.0f} s"
+    if hidden is not None:
+        # a hidden page's animation frames and timers are throttled (to 1/s or none): its paint
+        # times would be the throttling's, not the engine's way with the stream
+        rec.skip_reason = (f"{engine.label}'s window for the page was hidden {hidden:.2f} s into the load (its animation "
+                           "frames and timers are then throttled): its paint times would not be the engine's, so they "
+                           "are not judged")
+        return
     if fresh is None:
         out.load_error = out.load_error or f"{engine.label} never showed the page"
         return
@@ -634,13 +946,25 @@ def stream_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRec
     started = time.monotonic()
     rec.started_at = time.time()
     budget = _stream_budget(ctx)
-    try:
-        raw = driver.page_call(STREAM_JS.strip(), opts, budget)
-    except Exception:  # noqa: BLE001 - the script did not end by itself: stop it, take what it has
-        raw = driver.execute(STOP_JS)
+    driver.page_start(STREAM_JS.strip(), opts)
+    raw = _await_result(driver, started + budget)
+    if raw is None:   # the script did not end by itself: stop it, take what it has
+        driver.page_stop()
+        raw = _await_result(driver, time.monotonic() + STOP_WAIT_S)
     data = json.loads(raw) if raw else {"events": [], "error": "the page's script returned nothing"}
     rec.stream = stream_record(data, url, profile, engine.label)
     rec.duration_s = round(time.monotonic() - started, 3)
+
+
+def _await_result(driver: Driver, until: float) -> str | None:
+    """The page script's result (JSON text), looked for every ``RESULT_POLL_S`` until ``until``
+    (monotonic s); None if it has not settled by then. The script times what it reads itself
+    (``performance.now()``), so these looks change no time it records."""
+    while True:
+        raw = driver.page_result()
+        if raw or time.monotonic() >= until:
+            return raw or None
+        time.sleep(min(RESULT_POLL_S, max(0.0, until - time.monotonic())))
 
 
 def stream_record(data: dict, url: str, profile: str | None, label: str) -> StreamRecord:
