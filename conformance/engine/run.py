@@ -112,18 +112,31 @@ class Capacity:
             self.give(n)
 
 
+def _identity(headers) -> bool:
+    """Whether response headers (pairs) say the body is not content-coded (RFC 9110 §8.4)."""
+    codings = [v for k, v in headers or [] if str(k).lower() == "content-encoding"]
+    return all(c.strip().lower() in ("", "identity") for c in codings)
+
+
 def first_answer(result) -> tuple[float | None, float | None] | None:
     """When a scenario's request was answered: (its head, its first body byte), in s after the
-    request (None where it has none), or None when the record cannot say (an error, a shape
-    with no such times). A page's document: its navigation timing (requestStart to
-    responseStart); a page's script reading a stream: the head as DevTools saw it, and the first
-    event, after the script's call; any other: its main exchange (``primary``)."""
-    if getattr(result, "countdown", None) is not None or getattr(result, "stream", None) is not None:
-        if getattr(result, "stream", None) is not None:
-            st = result.stream
-            first = st.events[0][0] if st.events else None
-            return (st.head_s, first) if st.head_s is not None or first is not None else None
-        nav = result.countdown.navigation or {}
+    request, or None when the record cannot say. The first body byte is given only for a body
+    known not to be content-coded: a compressing layer that holds the body (what
+    ``delivery.compressed`` judges) makes it late by itself, and must not pass for a request that
+    waited for a worker. A page's document: its navigation timing (requestStart to
+    responseStart). A page's script reading a stream in Chromium: the head as DevTools saw it
+    (and the first event); in WebKit or Firefox (WebDriver shows no headers, and an
+    ``EventSource``'s open event may wait for the first event): cannot say. Any other: its main
+    exchange (``primary``)."""
+    stream = getattr(result, "stream", None)
+    if stream is not None:
+        if not stream.response_headers or stream.head_s is None:
+            return None
+        first = stream.events[0][0] if stream.events and _identity(stream.response_headers) else None
+        return stream.head_s, first
+    page = getattr(result, "countdown", None)
+    if page is not None:
+        nav = page.navigation or {}
         if nav.get("response_start") is None:
             return None
         return nav["response_start"] - nav.get("request_start", 0.0), None
@@ -131,36 +144,34 @@ def first_answer(result) -> tuple[float | None, float | None] | None:
     if getattr(rec, "error", None) or getattr(rec, "head_t", None) is None:
         return None
     pieces = getattr(rec, "pieces", None)
-    return rec.head_t, (pieces[0].t if pieces is not None and len(pieces) else None)
+    first = pieces[0].t if pieces is not None and len(pieces) and _identity(getattr(rec, "headers", None)) else None
+    return rec.head_t, first
 
 
 def _s(t: float | None) -> str:
     return "none" if t is None else f"{t:.2f} s"
 
 
-def answered_promptly(result, get) -> bool:
+def answered_promptly(result, get) -> bool | None:
     """Whether a scenario recorded beside others beyond the connections the server was shown
     to serve at once (``Capacity.trial``) was answered as a server with a free worker answers:
-    its head within ``SHARED_HEAD_S`` of the main GET's head time and its first body byte
-    within ``SHARED_HEAD_S`` of the GET's (each in s after its own request). A request that
-    waited for a worker (a full pool: PHP-FPM's default is 5 children; a model server's
-    batch) comes late by about a whole stream. A record that cannot say (``first_answer``)
-    is not prompt either: it is recorded again rather than judged. A skip sent nothing."""
+    its head within ``SHARED_HEAD_S`` of the main GET's head time and, for a body that is not
+    content-coded, its first body byte within ``SHARED_HEAD_S`` of the GET's (each in s after its
+    own request). A request that waited for a worker (a full pool: PHP-FPM's default is 5
+    children) comes late by about a whole stream. None: the record cannot say
+    (``first_answer``). A skip sent nothing: True."""
     if getattr(result, "skip", None) or getattr(result, "skip_reason", None):
         return True
     answer = first_answer(result)
     if answer is None:
-        return False
+        return None
     head, first = answer
     get_head = getattr(get, "head_t", None) or 0.0
     get_pieces = getattr(get, "pieces", None)
     get_first = get_pieces[0].t if get_pieces is not None and len(get_pieces) else None
     if head is not None and head > get_head + SHARED_HEAD_S:
         return False
-    if first is not None and first > (get_first if get_first is not None else get_head) + SHARED_HEAD_S:
-        return False
-    wanted_body = get_first is not None and getattr(getattr(result, "primary", result), "method", "GET") != "HEAD"
-    return not (first is None and wanted_body and getattr(result, "countdown", None) is None)
+    return not (first is not None and get_first is not None and first > get_first + SHARED_HEAD_S)
 
 
 def served_at_once(result, get=None) -> int:
@@ -453,13 +464,15 @@ class TargetRun:
         again: list[tuple[str, Future]] = []
         lock = threading.Lock()
 
-        def attempt(n: str, f: Future) -> None:
+        def attempt(n: str, f: Future, on_trial: bool) -> None:
             try:
                 if not f.set_running_or_notify_cancel():
                     return
                 with self.run.shared_slots.hold(SCENARIOS[n].held(self.context())):
                     rec = self._record(n)
-                if self.run.stopping.is_set() or answered_promptly(rec, get):
+                prompt = answered_promptly(rec, get)
+                # kept: prompt, or (within the proven connections) nothing says it was not
+                if self.run.stopping.is_set() or prompt or (prompt is None and not on_trial):
                     f.set_result(rec)
                     return
                 answer = first_answer(rec)
@@ -475,17 +488,17 @@ class TargetRun:
                 if not f.done():
                     f.set_exception(e)
 
-        threads = [threading.Thread(target=attempt, args=(n, f), daemon=True, name=f"rec-{self.id}-{n}")
-                   for n, f in todo]
-        # Those that fit the proven connections go first (shared_order: the browsers, which cannot
-        # be told apart from their page's other requests as easily); the others a moment later,
-        # so that at a server with just those workers it is the ones on trial that wait.
+        # Those that fit the proven connections go first (shared_order: the browsers, whose
+        # records cannot always say when they were answered); the others a moment later, so
+        # that at a server with just those workers it is the ones on trial that wait.
         proven, used, ctx = 0, 0, self.context()
         for n, _ in todo:
             if used + SCENARIOS[n].held(ctx) > self._capacity.total:
                 break
             used += SCENARIOS[n].held(ctx)
             proven += 1
+        threads = [threading.Thread(target=attempt, args=(n, f, i >= proven), daemon=True, name=f"rec-{self.id}-{n}")
+                   for i, (n, f) in enumerate(todo)]
         for i, th in enumerate(threads):
             if i == proven and proven:
                 self.run.stopping.wait(min(SHARED_HEAD_S, (getattr(get, "head_t", None) or 0.0) + TRIAL_LAG_S))
@@ -601,7 +614,7 @@ class TargetRun:
         left = settle.left_behind(scenario, rec)
         if quiet is None and scenario in self.retried and self._verify_again:
             get = self.recorded(MAIN) if MAIN in self._futures else None
-            if first_answer(rec) is not None and not answered_promptly(rec, get):   # answered, and still late
+            if answered_promptly(rec, get) is False:   # answered, and still late
                 quiet = settle.Settle("the suite's trial of side-by-side scenarios (recorded again, and still "
                                       "not answered as promptly as the main GET)", last="not measured")
         with self._settle_lock:
