@@ -1,4 +1,4 @@
-"""The suite's own tests under pytest-xdist (README: ``pytest tests -n 3 --dist loadfile``).
+"""The suite's own tests under pytest-xdist (README: ``pytest tests -n 2 --dist loadfile``).
 
 ``--dist loadfile`` gives each test file to one worker, so a module's fixture (a whole run of the
 suite shared by its tests) runs once, not once per worker. The files are handed out in the order
@@ -12,7 +12,7 @@ from __future__ import annotations
 LONGEST_FIRST = ["test_main_job.py", "test_request.py", "test_shards.py", "test_interrupt.py", "test_app.py",
                  "test_cli.py", "test_browser.py", "test_streams.py", "test_hostile.py", "test_engines.py",
                  "test_tls.py", "test_holes.py", "test_coding_controls.py", "test_h3.py", "test_settle.py",
-                 "test_verdicts.py", "test_redirects.py", "test_judges_survive.py"]
+                 "test_verdicts.py", "test_trial.py", "test_redirects.py", "test_judges_survive.py"]
 
 
 def pytest_collection_modifyitems(items):
