@@ -239,6 +239,9 @@ def url_runs(log) -> dict:
                                                              "{address}"], 1.0))
         endless = launcher.start("bench-endless", ["{python}", "-m", "conformance.targets.streams", "sse-endless", "{address}"], 1.0)
         servers.append(endless)
+        # the first run after the throughput rounds (GiBs through the page cache) starts the browsers
+        # cold: kept as its own figure; "one" is the run after it, as a user reruns after a change
+        out["one_cold"] = _url_run([servers[0].base_url + "/"], log)
         for key, urls in (("one", [servers[0].base_url + "/"]), ("ten", [s.base_url + "/" for s in servers[:10]]),
                           ("endless", [endless.base_url + "/"])):
             out[key] = _url_run(urls, log)
@@ -384,6 +387,11 @@ def table(res: dict) -> list[str]:
             rows.append(f"| 3 | a URL run (SSE tokens): run wall / the stream's own length | {one['wall']:.1f} s / "
                         f"{one['stream_s']:.1f} s = **{one['wall'] / one['stream_s']:.1f} x**; exit {one['exit_code']} | "
                         f"<= 3·S + 10 s = {bound:.1f} s | {_mark(one['wall'] <= bound)} |")
+            cold = urls.get("one_cold")
+            if cold:
+                rows.append(f"| 3 | the same, the first run after the throughput rounds (browsers started cold) | "
+                            f"{cold['wall']:.1f} s; exit {cold['exit_code']} | <= {bound:.1f} s | "
+                            f"{_mark(cold['wall'] <= bound)} |")
         if one and ten:
             r = ten["wall"] / one["wall"]
             rows.append(f"| 3 | ten URL targets in one run / one | {ten['wall']:.1f} s / {one['wall']:.1f} s = "

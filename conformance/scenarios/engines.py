@@ -532,8 +532,7 @@ class Engine:
         self._aborted = True
         if self._idle is not None:
             self._idle.cancel()
-        for p in list(self._procs):
-            _kill_group(p, grace=0.5)
+        _side_by_side([lambda p=p: _kill_group(p, grace=0.5) for p in list(self._procs)])
 
     def reset_abort(self) -> None:
         with self._changed:
@@ -793,9 +792,19 @@ def _try(f):
         pass
 
 
+def _side_by_side(calls) -> None:
+    """Run each call on a thread of its own and wait for all: an interrupted run kills every
+    engine's process groups at once (one after another, each group's grace added up to seconds
+    before the run could exit)."""
+    threads = [threading.Thread(target=c, daemon=True) for c in calls]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def abort_all() -> None:
-    for e in ENGINES.values():
-        e.abort()
+    _side_by_side([e.abort for e in ENGINES.values()])
 
 
 def reset_abort() -> None:
