@@ -79,7 +79,9 @@ def test_webkit_holds_are_explained_and_named_as_the_hop(run):
     assert "512 bytes" in small["observed"] and "bugs.webkit.org" in small["observed"], small["observed"]
     assert small["metrics"]["engine_hold"] is True
     comment = by[("control-engines-html-comment", "browser.progressive-render.webkit")]
-    assert "painted nothing until" in comment["observed"], comment["observed"]
+    # every paint held to the end: said either way, as the observer came in time or late (a busy machine)
+    assert ("painted nothing until" in comment["observed"]
+            or "painted (requestAnimationFrame) in 1 burst" in comment["observed"]), comment["observed"]
     assert comment["metrics"]["largest_dom_burst"] <= comment["metrics"]["allowed_per_burst"]   # parsed on time
     diag = {t["id"]: t.get("diagnosis") or [] for t in results["targets"]}
     for t in ("control-engines-html", "control-engines-html-comment"):
