@@ -49,9 +49,6 @@ SHARED_HEAD_S = 2.0     # s: concurrent streams answered this fast show a server
 # (settle.py), one for a producer the server keeps running after the suite left (the seed's
 # HEAD runs its whole generator).
 RESERVED_WORKERS = 2
-# Connections the shared scenarios may hold on trial beyond the proven ones (Capacity.trial): all of
-# them, as an async server serves them (each scenario holds one or a few).
-TRIAL_CONNECTIONS = 64
 TRIAL_LAG_S = 1.0   # s after the main GET's head time: scenarios on trial start this much after the proven ones (a browser's request leaves after its page is made)
 
 
@@ -59,42 +56,29 @@ class Capacity:
     """The worker threads a server has for the suite's side-by-side scenarios: ``hold(n)`` waits
     until n more connections fit (a scenario needing more than all of them waits for all).
 
-    ``trial`` connections more may be taken on trial (``take(n, trial=True)``) where nothing has
-    shown a limit yet (every concurrent stream was served at once): a scenario recorded on
-    trial is kept only if it was answered as promptly as the main GET (``answered_promptly``),
-    else recorded again within the proven ones (``TargetRun._run_shared``)."""
+    ``trial``: nothing has shown a limit yet (every concurrent stream was served at once), so
+    the shared scenarios may all be recorded at once, each kept only if it was answered as
+    promptly as the main GET (``answered_promptly``, ``TargetRun._run_on_trial``)."""
 
-    def __init__(self, workers: int, why: str = "", trial: int = 0):
+    def __init__(self, workers: int, why: str = "", trial: bool = False):
         self.total = max(1, workers)
         self.free = self.total
-        self.trial_total = max(0, trial)
-        self.trial_free = self.trial_total
+        self.trial = trial
         self.why = why     # where the figure comes from (said in the docs and the plan)
         self._cond = threading.Condition()
 
     def fits(self, n: int) -> bool:
         return self.free >= min(max(1, n), self.total)
 
-    def fits_trial(self, n: int) -> bool:
-        return self.trial_free >= max(1, n)
-
-    def take(self, n: int, trial: bool = False) -> int:
-        """Take n connections now (the caller checked ``fits``/``fits_trial`` under ``cond``);
-        returns what to give back."""
-        if trial:
-            n = max(1, n)
-            self.trial_free -= n
-            return n
+    def take(self, n: int) -> int:
+        """Take n connections now (the caller checked ``fits`` under ``cond``); returns what to give back."""
         n = min(max(1, n), self.total)
         self.free -= n
         return n
 
-    def give(self, n: int, trial: bool = False) -> None:
+    def give(self, n: int) -> None:
         with self._cond:
-            if trial:
-                self.trial_free += n
-            else:
-                self.free += n
+            self.free += n
             self._cond.notify_all()
 
     @property
@@ -422,7 +406,7 @@ class TargetRun:
         asked = sum(1 for s in getattr(conc, "streams", []) if s.kind == "stream")
         ended = getattr(get, "end", None) in ("complete", "closed")
         # a trial only where no limit was seen and an extra request costs nothing the user capped
-        trial = TRIAL_CONNECTIONS if served >= asked >= 2 and self.plan().budget is None else 0
+        trial = served >= asked >= 2 and self.plan().budget is None
         reserve = 0 if served >= asked and ended else 1
         if served - reserve < 2 and not trial:
             return None
@@ -447,11 +431,11 @@ class TargetRun:
                 self._fill(n, f)
             return
         todo = [(n, futures[names.index(n)]) for n in shared_order(names)]
-        if capacity.trial_total:
+        if capacity.trial:
             todo = self._run_on_trial(todo)
             if todo:   # the server has a limit after all: keep one worker free, as for a limit seen at once
                 capacity = Capacity(max(1, capacity.total - 1), capacity.why + "; a limit found on trial, one kept free")
-        self._run_within(capacity, todo, verify=bool(todo) and self._capacity.trial_total > 0)
+        self._run_within(capacity, todo, verify=bool(todo) and self._capacity.trial)
 
     def _run_on_trial(self, todo: list[tuple[str, Future]]) -> list[tuple[str, Future]]:
         """Record every shared scenario at once, where nothing has shown the server to have a
