@@ -201,12 +201,13 @@ _prestarted: set[str] = set()
 _prestart_lock = threading.Lock()
 
 
-def _prestart_browsers(scenarios: list[str], insecure: bool) -> None:
+def _prestart_browsers(scenarios: list[str], insecure: bool, sessions: dict[str, int] | None = None) -> None:
     """Start the browsers the run's scenarios need (Chromium, WebKit, Firefox) once the main
     GET has been recorded, each on a thread of its own, once per process: their start (seconds
     each) then overlaps the exclusive scenarios instead of adding to the shared ones, and never
-    disturbs the main GET's timing. Nothing is waited for; a browser that cannot start is said
-    by its own scenario."""
+    disturbs the main GET's timing. An engine opens a window for each of the run's targets that
+    records it (``sessions``: scenario -> targets; at most ``engines.AT_ONCE``). Nothing is
+    waited for; a browser that cannot start is said by its own scenario."""
     with _prestart_lock:
         todo = [n for n in SHARED_FIRST if n in scenarios and n not in _prestarted]
         _prestarted.update(todo)
@@ -225,7 +226,7 @@ def _prestart_browsers(scenarios: list[str], insecure: bool) -> None:
     def engine(name):
         from conformance.scenarios import engines
         with contextlib.suppress(Exception):
-            engines.prestart([name], insecure)
+            engines.prestart([name], insecure, windows=(sessions or {}).get(f"browser-{name}", 2))
 
     for n in todo:
         job = chromium if n == "browser" else (lambda n=n: engine(n.split("-", 1)[1]))
@@ -610,7 +611,8 @@ class TargetRun:
             if self._browsers and getattr(rec, "head_t", None) is not None:
                 # the browsers start now, once the main GET is judged-ready: their start (seconds of
                 # CPU each) overlaps the exclusive scenarios rather than the GET or the shared ones
-                _prestart_browsers(self._browsers, self.target.insecure)
+                sessions = {n: sum(n in t._browsers for t in self.run.targets) for n in self._browsers}
+                _prestart_browsers(self._browsers, self.target.insecure, sessions)
             self.target = self.target.resolved(rec)
             if not self.target.schedule_known and not getattr(rec, "error", None):
                 free = self.target.delivery(rec).free
