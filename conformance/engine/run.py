@@ -226,7 +226,7 @@ def _prestart_browsers(scenarios: list[str], insecure: bool, sessions: dict[str,
     def engine(name):
         from conformance.scenarios import engines
         with contextlib.suppress(Exception):
-            engines.prestart([name], insecure, windows=(sessions or {}).get(f"browser-{name}", 2))
+            engines.prestart([name], insecure, windows=(sessions or {}).get(f"browser-{name}"))
 
     for n in todo:
         job = chromium if n == "browser" else (lambda n=n: engine(n.split("-", 1)[1]))

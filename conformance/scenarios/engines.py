@@ -88,7 +88,8 @@ from conformance.analysis.units import countdown_count
 
 POLL_S = 0.01            # between two looks at a loading page, until the observer is in it
 LOOK_S = 0.05            # between two looks once it is (the observer times the page itself)
-RESULT_POLL_S = 0.5      # between two looks for a stream script's result
+RESULT_POLL_S = 0.1      # between two looks for a stream script's result, per session in progress
+RESULT_POLL_MAX_S = 0.5  # ... at most (ten sessions' looks every 0.1 s kept the suite's process busy)
 STOP_WAIT_S = 5.0        # for a stopped stream script to hand back what it has
 EXCLUSIVE_MAX_S = 3.0    # the longest one session keeps the engine's WebDriver to itself
 TURN_FIRST_S = 10.0      # ... and at most this long more until its first command gets WebDriver
@@ -299,6 +300,8 @@ class Engine:
         self._driver: Driver | None = None
         self._active = 0                     # sessions in progress
         self._waiting = 0                    # sessions waiting for one in progress to end
+        self._expected: int | None = None    # sessions the run has for this engine (``start``), if said
+        self._begun = 0                      # sessions begun since
         self._free: list[str] = []           # windows no session uses now
         self._current: str | None = None     # the window WebDriver's commands go to now
         self._turn: object | None = None     # who has WebDriver to itself now (``exclusive``)
@@ -325,19 +328,22 @@ class Engine:
         return f"{why}: {self.install_hint}" if why else None
 
     # -- life --------------------------------------------------------------------------------------
-    def start(self, insecure: bool, windows: int = 2) -> None:
+    def start(self, insecure: bool, windows: int | None = None) -> None:
         """Start the engine for this TLS policy if it is not running (``prestart``), with
-        ``windows`` free windows (at most ``AT_ONCE``) for the sessions to come: a window opened
+        a free window for each of the ``windows`` sessions the run has for it (at most ``AT_ONCE``;
+        None: not said, two, as two targets' sessions often come together): a window opened
         while other sessions' pages start waits its turn behind them and they behind it (a run of
         ten URL targets opened Firefox's windows 1.8-3.6 s apart and started its first streams 7-9
         s late: measured), where before them it costs nothing. It is closed when idle."""
         with self._changed:
             self._ready_locked(insecure)
             base = self._driver
+            self._expected, self._begun = windows, 0
+            want = min(AT_ONCE, 2 if windows is None else windows)
             self._idle_locked()
         while True:
             with self._changed:
-                if self._driver is not base or self._aborted or self._active or len(self._free) >= min(windows, AT_ONCE):
+                if self._driver is not base or self._aborted or self._active or len(self._free) >= want:
                     return
             handle = self._open_window(base)
             with self._changed:
@@ -413,11 +419,13 @@ class Engine:
     def _take_window(self, base: Driver) -> str:
         """A free window, or a new one. Opening one takes 0.2-0.6 s of WebDriver's time on an idle
         machine and 1-4 s on a busy one (measured), and whoever takes the last free window has a
-        spare opened behind it."""
+        spare opened behind it, unless the run said how many sessions it has (``start``'s
+        ``windows``) and all have begun (a spare opened beside the last page delays its commands)."""
         with self._changed:
+            self._begun += 1
             if self._free:
                 handle = self._free.pop()
-                if not self._free:
+                if not self._free and (self._expected is None or self._begun < self._expected):
                     self._spare_locked(base)
                 return handle
         return self._open_window(base)
@@ -538,6 +546,7 @@ class Engine:
         self._driver = None
         self._insecure = None
         self._free, self._current, self._turn = [], None, None
+        self._expected = None
         procs, self._procs = self._procs, []
         for p in reversed(procs):
             _kill_group(p)
@@ -794,7 +803,7 @@ class Firefox(Engine):
 ENGINES: dict[str, Engine] = {e.name: e for e in (WebKit(), Firefox())}
 
 
-def prestart(names=None, insecure: bool = False, windows: int = 2) -> None:
+def prestart(names=None, insecure: bool = False, windows: int | None = None) -> None:
     """Start the named engines (all) side by side, each on a thread, each with ``windows`` free
     windows (``Engine.start``); errors are left for the sessions to meet and say."""
     threads = [threading.Thread(target=lambda e=e: _try(lambda: e.start(insecure, windows)), daemon=True)
@@ -976,24 +985,26 @@ def stream_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRec
     rec.started_at = time.time()
     budget = _stream_budget(ctx)
     driver.page_start(STREAM_JS.strip(), opts)
-    raw = _await_result(driver, started + budget)
+    raw = _await_result(driver, started + budget, engine)
     if raw is None:   # the script did not end by itself: stop it, take what it has
         driver.page_stop()
-        raw = _await_result(driver, time.monotonic() + STOP_WAIT_S)
+        raw = _await_result(driver, time.monotonic() + STOP_WAIT_S, engine)
     data = json.loads(raw) if raw else {"events": [], "error": "the page's script returned nothing"}
     rec.stream = stream_record(data, url, profile, engine.label)
     rec.duration_s = round(time.monotonic() - started, 3)
 
 
-def _await_result(driver: Driver, until: float) -> str | None:
-    """The page script's result (JSON text), looked for every ``RESULT_POLL_S`` until ``until``
-    (monotonic s); None if it has not settled by then. The script times what it reads itself
-    (``performance.now()``), so these looks change no time it records."""
+def _await_result(driver: Driver, until: float, engine: Engine | None = None) -> str | None:
+    """The page script's result (JSON text), looked for every ``RESULT_POLL_S`` per session the
+    engine has in progress (at most ``RESULT_POLL_MAX_S``) until ``until`` (monotonic s); None if
+    it has not settled by then. The script times what it reads itself (``performance.now()``), so
+    these looks change no time it records."""
     while True:
         raw = driver.page_result()
         if raw or time.monotonic() >= until:
             return raw or None
-        time.sleep(min(RESULT_POLL_S, max(0.0, until - time.monotonic())))
+        poll = min(RESULT_POLL_MAX_S, RESULT_POLL_S * max(1, engine._active if engine is not None else 1))
+        time.sleep(min(poll, max(0.0, until - time.monotonic())))
 
 
 def stream_record(data: dict, url: str, profile: str | None, label: str) -> StreamRecord:
