@@ -13,6 +13,7 @@ the calling (main) thread: the kernel's parent-death signal follows the thread t
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from conformance.analysis.inferred import pace
 from conformance.analysis.target import Target
 from conformance.checks.catalogue import Check, Finding, no_answer
 from conformance.engine import apps, gate, settle
+from conformance.engine.own_load import OwnLoad
 from conformance.engine.diagnosis import diagnose, evidence_of
 from conformance.scenarios.base import SCENARIOS, Context, order
 from conformance.wire import recorder, redirects
@@ -280,6 +282,7 @@ class TargetRun:
         # how the wait for a quiet server went before each recording made after it (by id).
         self._left: str | None = None
         self._settles: dict[int, settle.Settle] = {}
+        self._spans: dict[int, tuple[float, float]] = {}   # id(record) -> when it was recorded (monotonic s)
         self._settle_lock = threading.Lock()
 
     @property
@@ -592,7 +595,9 @@ class TargetRun:
         if headless is not None:
             return headless
         quiet = self._settle()
+        began = time.monotonic()
         rec = SCENARIOS[scenario].run(self.context())
+        self._spans[id(rec)] = (began, time.monotonic())
         if (self.run.stopping.is_set() or recorder.ABORTED.is_set()) and not (
                 isinstance(rec, Recording) and rec.end in ("complete", "closed", "watched", "budget")):
             rec.interrupted = True   # ended by the interrupt: kept as it stands (Run.interrupt)
@@ -724,11 +729,23 @@ class TargetRun:
                     for i, rec in enumerate(recs)]
         index, finding = gate.majority(findings)
         rec = recs[index]
+        finding = self._own_load(check, finding, rec)
         why = no_answer(gets[0]) if gets and check.scenario in self.known_skips else None
         if why and finding.verdict == "skip":   # not recorded, as any scenario after a GET with no answer
             finding = Finding("error", *why)   # would not have been: the GET's reason, said alike
         self.run.add_result(self, check, finding, rec)
         return finding
+
+    def _own_load(self, check: Check, finding: Finding, rec) -> Finding:
+        """A timed check's warn or fail of a recording made while the suite's own process was
+        late to run (``own_load``) says so, with the worst lag (metric ``suite_lag_s``); the
+        verdict is kept."""
+        span = self._spans.get(id(rec))
+        if span is None or not check.timed or finding.verdict not in ("warn", "fail") or finding.crash is not None:
+            return finding
+        text, metrics = self.run.own_load.note(*span)
+        return replace(finding, observed=finding.observed + text, metrics={**finding.metrics, **metrics}) if text \
+            else finding
 
     def results_for(self, check: Check) -> dict:
         return next(r for r in reversed(self.run.results) if r["target"] == self.id and r["check"] == check.id)
@@ -763,6 +780,7 @@ class TargetRun:
         findings = [interrupted_finding(check, rec, self.target, self.run.options.strict, get) for rec in recs]
         index, finding = gate.majority(findings)
         rec = recs[index]
+        finding = self._own_load(check, finding, rec)
         self.run.add_result(self, check, finding, None if getattr(rec, "not_started", False) else rec)
 
     def stop(self, grace: float = 3.0) -> None:
@@ -786,6 +804,7 @@ class Run:
         # every target's shared scenarios together: at most this many connections at once, so the
         # suite's own machine keeps up with what it records (``RUN_SHARED_CONNECTIONS``)
         self.shared_slots = Capacity(RUN_SHARED_CONNECTIONS, "the run's own limit")
+        self.own_load = OwnLoad()   # how late the suite's own process got to run (noted in findings)
         self.interrupted: str | None = None   # what interrupted the run (SIGINT, SIGTERM, …)
         self.unwritten: list[str] = []           # report files that could not be written, and why (exit 3)
         self._handlers: dict = {}                # signal handlers before ensure_started()
@@ -811,6 +830,7 @@ class Run:
                 trun.begin_recording()
             return
         self.started_at, self.started_wall = time.monotonic(), datetime.now(timezone.utc)
+        self.own_load.start()
         if threading.current_thread() is threading.main_thread():
             # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so servers are torn down; a
             # second SIGINT or SIGTERM ends the process at once (see _first_signal). Put back
@@ -822,6 +842,9 @@ class Run:
         # All servers first, then all recordings: starting a Python server costs CPU that would
         # otherwise land in the middle of other targets' timed streams.
         mine = [t for t in self.targets if self.owned is None or t.id in self.owned or t is trun]
+        for module in sorted({m for t in mine for n in t.scenarios for m in SCENARIOS[n].modules}):
+            with contextlib.suppress(ImportError):   # its scenario says so when it runs
+                importlib.import_module(module)
         for t in mine:
             t.launch()
         for t in mine:
@@ -829,6 +852,7 @@ class Run:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.own_load.stop()
         for t in self.targets:   # every server told at once, then each waited for
             if t.server:
                 t.server.terminate()

@@ -106,6 +106,11 @@ class Scenario:
     # --reference, a disconnect on a server we did not start. Every check that reads it is then
     # ``skip``, so the run neither records it nor waits for its turn (``run.TargetRun``).
     skip: Callable[[Context], Any] | None = None
+    # Modules its recording would import on first use: a run imports them before any recording
+    # (``run.Run.ensure_started``). Imported by ten targets' threads at once, in the middle of
+    # other recordings, ``requests`` and its kin held the interpreter's import lock and the
+    # suite's own process stood still for up to 1.4 s (``engine.own_load``).
+    modules: tuple[str, ...] = ()
 
     def held(self, ctx: Context) -> int:
         """The most connections this scenario holds on ``ctx``'s target at once."""

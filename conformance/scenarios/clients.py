@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import base64
 
+import functools
 import io
 import json
 import os
 import shutil
 import socket
 import subprocess
+import ssl
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -179,6 +181,22 @@ class _TimedStream(httpx.SyncByteStream):
         self.inner.close()
 
 
+def _httpx_tls(insecure: bool) -> ssl.SSLContext:
+    """httpx's own default TLS context (``httpx.create_ssl_context``: the CA bundle it would load,
+    ``SSL_CERT_FILE`` honoured), made once per process and shared by the run's httpx clients. Each
+    ``httpx.Client()`` otherwise makes its own, even for an http:// URL, loading the CA bundle
+    with Python's interpreter lock held: with ten targets' clients started at once on this 2-core
+    machine the suite's process stood still for up to 2.8 s (``engine.own_load``), and the other
+    clients' callers got their events that late. One per CA bundle (``SSL_CERT_FILE``,
+    ``SSL_CERT_DIR``) as well."""
+    return _httpx_tls_for(insecure, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=16)
+def _httpx_tls_for(insecure: bool, _cafile: str | None, _capath: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context(verify=not insecure)
+
+
 def record_httpx(ctx: Context) -> ClientRun:
     """GET with httpx as its users run it: its own default headers (``Accept-Encoding: gzip,
     deflate``, and br/zstd when their decoders are installed), and the body read the way the
@@ -194,7 +212,7 @@ def record_httpx(ctx: Context) -> ClientRun:
     timeout = httpx.Timeout(ctx.timeout)
     start = time.monotonic()
     try:
-        with httpx.Client(http1=True, http2=False, verify=not ctx.target.insecure, timeout=timeout,
+        with httpx.Client(http1=True, http2=False, verify=_httpx_tls(ctx.target.insecure), timeout=timeout,
                           follow_redirects=False) as client:
             marks: dict[str, float] = {}
 
@@ -600,7 +618,9 @@ class _Kill:
         self.proc.kill()
 
 
-register(Scenario("httpx", "the request with httpx as users run it (default headers, decoded iteration)", record_httpx))
+register(Scenario("httpx", "the request with httpx as users run it (default headers, decoded iteration)", record_httpx,
+                  modules=("httpx_sse",)))
 register(Scenario("requests", "the request with requests as users run it (stream=True, iter_lines/iter_content)",
-                  record_requests))
+                  record_requests,
+                  modules=("requests", "requests.adapters", "urllib3")))
 register(Scenario("node-fetch", "the request with Node's built-in fetch reading the body stream", record_node_fetch))

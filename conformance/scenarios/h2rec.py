@@ -25,6 +25,7 @@ from conformance.wire.recorder import (
     register_socket,
     request_headers,
     stopped_by_abort,
+    tls_context,
 )
 from conformance.wire.recording import BODY_KEEP, Piece, Read, Recording, redact
 
@@ -62,10 +63,7 @@ def record_h2(ctx: Context) -> Recording:
         rec.error = f"cannot connect to {ep.host}:{ep.port}: {e.strerror or e}"
         return rec
     rec.connect_s = time.monotonic() - t_connect
-    tls_ctx = ssl.create_default_context()
-    if ctx.target.insecure:
-        tls_ctx.check_hostname, tls_ctx.verify_mode = False, ssl.CERT_NONE
-    tls_ctx.set_alpn_protocols(["h2", "http/1.1"])
+    tls_ctx = tls_context(ctx.target.insecure, ("h2", "http/1.1"))
     try:
         sock = tls_ctx.wrap_socket(raw, server_hostname=ep.host)
     except ssl.SSLCertVerificationError as e:
