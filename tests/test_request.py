@@ -243,14 +243,14 @@ def test_openai_behind_nginx_defaults_is_held_by_nginx(server, tmp_path):
 @needs_nginx
 def test_openai_behind_nginx_unbuffered_streams(server, tmp_path):
     url, _ = server("openai", "--token", TOKEN, front="unbuffered")
-    out, doc = judged(tmp_path, "--curl", curl(url))
+    out, doc = judged(tmp_path, "--curl", curl(url), "--check", "delivery.progressive")
     assert out.returncode == 0, out.stdout[-3000:]
     assert verdict(doc, "delivery.progressive")["metrics"]["units_merged"] <= 3
 
 
 def test_openai_written_at_the_end_fails(server, tmp_path):
     url, _ = server("openai", "--token", TOKEN, "--at-end")
-    out, doc = judged(tmp_path, "--curl", curl(url))
+    out, doc = judged(tmp_path, "--curl", curl(url), "--check", "delivery.progressive")
     assert out.returncode == 1, out.stdout[-3000:]
     assert verdict(doc, "delivery.progressive")["verdict"] == "fail"
     assert verdict(doc, "delivery.progressive")["metrics"]["units_merged"] == 29
@@ -258,7 +258,7 @@ def test_openai_written_at_the_end_fails(server, tmp_path):
 
 def test_anthropic_pings_are_not_units(server, tmp_path):
     url, _ = server("anthropic", "--units", "8")
-    out, doc = judged(tmp_path, "--curl", f"curl {url} -H 'x-api-key: k' --json '{BODY}'")
+    out, doc = judged(tmp_path, "--curl", f"curl {url} -H 'x-api-key: k' --json '{BODY}'", "--check", "delivery.progressive")
     assert out.returncode == 0, out.stdout[-3000:]
     m = verdict(doc, "delivery.progressive")["metrics"]
     assert m["unit_shape"] == "anthropic" and m["unit_count"] == 8 and m["gap_p50_s"] > 0.3, m
@@ -266,7 +266,8 @@ def test_anthropic_pings_are_not_units(server, tmp_path):
 
 def test_ollama_ndjson_streams(server, tmp_path):
     url, _ = server("ollama", "--units", "20")
-    out, doc = judged(tmp_path, "--curl", f"curl {url} -d '{{\"model\": \"m\", \"prompt\": \"hi\"}}'")
+    out, doc = judged(tmp_path, "--curl", f"curl {url} -d '{{\"model\": \"m\", \"prompt\": \"hi\"}}'",
+                      "--check", "delivery.progressive")
     assert out.returncode == 0, out.stdout[-3000:]
     m = verdict(doc, "delivery.progressive")["metrics"]
     assert m["unit_shape"] == "ollama" and m["unit_count"] == 20 and m["units_merged"] == 0, m
@@ -275,7 +276,8 @@ def test_ollama_ndjson_streams(server, tmp_path):
 @needs_nginx
 def test_ollama_held_by_nginx_buffer_fails(server, tmp_path):
     url, _ = server("ollama", "--units", "20", front="default")
-    out, doc = judged(tmp_path, "--curl", f"curl {url} -d '{{\"model\": \"m\", \"prompt\": \"hi\"}}'")
+    out, doc = judged(tmp_path, "--curl", f"curl {url} -d '{{\"model\": \"m\", \"prompt\": \"hi\"}}'",
+                      "--check", "delivery.progressive")
     assert out.returncode == 1, out.stdout[-3000:]
     assert verdict(doc, "delivery.progressive")["verdict"] == "fail"
 
