@@ -326,3 +326,36 @@ def test_text_helpers():
     assert escape_bytes("a\r\n\t\\\x00\xff<") == "a\\r\\n\\t\\\\\\x00\\xff<"
     assert visible("ok\u202eevil\x1b") == "ok\\u202eevil\\x1b"
     assert visible("x" * 50, 10).startswith("x" * 10 + "… [40 more")
+
+
+def _held_sse_report(tmp_path, interval_s):
+    """A held SSE stream (17 events read at once at 5.4 s) in a report whose target has the given
+    interval (None: a URL run with no schedule given)."""
+    body = b"".join(b"data: %d\n\n" % k for k in range(17))
+    reads = [Read(5.4, len(body))]
+    pieces = [Piece(5.4, 0, len(body), True, True)]
+    rec = Recording("get", "http://127.0.0.1:1/events", status=200, reason="OK", head_t=5.4, framing="chunked",
+                    headers=[["Content-Type", "text/event-stream"]], pieces=pieces, reads=reads,
+                    body_bytes=len(body), raw_bytes=len(body), raw_kept=body.decode(), body_kept=body.decode(),
+                    end="complete", end_t=5.41)
+    (tmp_path / "recordings").mkdir(parents=True)
+    (tmp_path / "recordings" / "t-get.json").write_text(rec.to_json())
+    doc = {"schema": 1, "suite": {"name": "s", "version": "1"}, "started_at": "2026-01-01T00:00:00Z",
+           "duration_s": 1, "exit_code": 1,
+           "targets": [{"id": "t", "url": rec.url, "profile": "sse", "interval_s": interval_s, "server": None}],
+           "results": [{"target": "t", "check": "delivery.progressive", "level": "MUST", "verdict": "fail",
+                        "spec": "suite rule", "requirement": "r", "title": "t", "expected": "", "observed": "o",
+                        "metrics": {}, "recording": "recordings/t-get.json"}]}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    return write_html(tmp_path).read_text()
+
+
+def test_no_schedule_is_drawn_where_none_was_given(tmp_path):
+    """A URL run with no --interval: the timeline draws the arrivals as they came and says there
+    is no schedule (a newcomer's held stream was drawn against a made-up 1 s schedule: "write
+    group 16: scheduled at 16.00 s; arrived at 5109 ms (-10.89 s after its write)")."""
+    text = _held_sse_report(tmp_path / "free", None)
+    assert "scheduled at" not in text and "mid-schedule" not in text
+    assert "no producer schedule: none was given (--interval)" in text
+    given = _held_sse_report(tmp_path / "given", 0.3)   # with a schedule, it is drawn
+    assert "scheduled at" in given

@@ -373,9 +373,11 @@ def _other_view(view: "RecordingView", d: dict) -> "RecordingView":
 
 
 def _schedule_params(entry: dict, rec: Recording, results: list[dict], target_id: str):
-    """The producer's schedule as the checks judged it: profile, interval, count, expect_bursts."""
+    """The producer's schedule as the checks judged it: profile, interval (s; None when none was
+    given: the checks then judged by the schedule-free rule, and no schedule is drawn), count,
+    expect_bursts."""
     profile = entry.get("profile") or "bytes"
-    interval = entry.get("interval_s") if isinstance(entry.get("interval_s"), (int, float)) else 1.0
+    interval = entry.get("interval_s") if isinstance(entry.get("interval_s"), (int, float)) else None
     progressive = next((r for r in results if r.get("target") == target_id
                         and r.get("check") == "delivery.progressive"), None)
     expected = ((progressive or {}).get("metrics") or {}).get("expected_bursts")
@@ -387,7 +389,7 @@ def _schedule_params(entry: dict, rec: Recording, results: list[dict], target_id
     expect_bursts = entry.get("expect_bursts")
     if expect_bursts is None and profile != "countdown" and isinstance(expected, int):
         expect_bursts = expected
-    return profile, float(interval), count, expect_bursts
+    return profile, None if interval is None else float(interval), count, expect_bursts
 
 
 def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, results: list[dict],
@@ -450,7 +452,9 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
                 delivery = analyse(rec, profile, interval, count, expect_bursts)
             except Exception as e:  # a report must render whatever the recording holds
                 view.notes.append(tx.visible(f"delivery analysis failed: {e!r}", 400))
-            if delivery is not None and delivery.group_times:
+            if interval is None:   # no schedule was given: none is made up (the arrivals are drawn as they came)
+                note = "no producer schedule: none was given (--interval); the checks judged the arrivals by the schedule-free rule"
+            elif delivery is not None and delivery.group_times:
                 schedule = [k * interval for k in range(len(delivery.group_times))]
             elif delivery is not None and delivery.span > 0:
                 schedule = [k * interval for k in range(delivery.expected_groups)]
@@ -458,7 +462,7 @@ def _recording_view(report_dir: Path, href: str, anchor: str, entry: dict, resul
                 note = f"schedule not drawn: {delivery.notes[-1]}"
             else:
                 note = "the producer's schedule is unknown (bytes profile without --expect-bursts)"
-        late_after = (delivery.rtt if delivery else 0.0) + max(interval, 0.02)
+        late_after = (delivery.rtt if delivery else 0.0) + max(interval or 0.0, 0.02)
         view.timeline = timeline.build(rec, delivery, schedule, late_after, timeline.FULL, note)
         view.timeline.caption = [tx.visible(c, 400) for c in view.timeline.caption]
         view.compact = timeline.build(rec, delivery, schedule, late_after, timeline.COMPACT)
