@@ -12,6 +12,12 @@
 - ``engines-sse`` (``GET /sse``): 10 Server-Sent Events 0.3 s apart; ``engines-sse-held``: the same
   10 events, the head at once but every event held until the last is written.
 - ``engines-ndjson`` (``GET /ndjson``): 10 NDJSON lines 0.3 s apart.
+- ``engines-sse-json-404``, ``engines-sse-csp-404``: ``engines-sse``, where any other path is
+  answered as an API answers it (a JSON 404) or as Express does (an HTML 404 with
+  ``Content-Security-Policy: default-src 'none'``): WebKit and Firefox read the stream from a page
+  of the target's origin, the target's answer to such a path (``scenarios.engines.BLANK_PATH``).
+  Firefox showed the JSON in its JSON viewer, where the page's script never ran; the CSP forbids
+  the script (Firefox) or its request (WebKit): the engines' checks are then a skip that says so.
 
 Every gap is multiplied by the time scale. Run as ``python -m targets.engine_controls MODE
 127.0.0.1:PORT``.
@@ -25,6 +31,7 @@ import threading
 import time
 
 from .controls import chunk, serve_requests
+from .streams import NOT_FOUND
 from .timescale import factor
 
 MODES = {
@@ -34,7 +41,10 @@ MODES = {
     "engines-sse": "SSE: 10 events 0.3 s apart",
     "engines-sse-held": "SSE: the same 10 events, all held until the last is written",
     "engines-ndjson": "NDJSON: 10 lines 0.3 s apart",
+    "engines-sse-json-404": "SSE: 10 events 0.3 s apart; other paths a JSON 404, as an API's",
+    "engines-sse-csp-404": "SSE: 10 events 0.3 s apart; other paths Express's 404 (Content-Security-Policy: default-src 'none')",
 }
+NOT_FOUND_OF = {"engines-sse-json-404": "json", "engines-sse-csp-404": "csp"}
 PIECE = 40
 HTML_INTERVAL, STREAM_INTERVAL, EVENTS = 0.5, 0.3, 10
 COMMENT = b"<!--" + b"-" * (1024 - 7) + b"-->"
@@ -83,7 +93,9 @@ def answer(mode: str, sock: socket.socket, method: str, path: str, scale: float)
         writes = [b'{"n": %d}\n' % n for n in range(1, EVENTS + 1)]
         ctype, gap = "application/x-ndjson", STREAM_INTERVAL
     else:
-        sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found")
+        ctype, extra, body = NOT_FOUND[NOT_FOUND_OF.get(mode, "plain")]
+        sock.sendall(f"HTTP/1.1 404 Not Found\r\nContent-Type: {ctype}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+                     .encode() + body)
         return True
     sock.sendall(head(ctype))
     if method == "HEAD":

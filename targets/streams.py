@@ -51,6 +51,17 @@ MODES = {
     "html-lines": "text/html, a shell then 10 plain countdown lines 0.5 s apart, no markup of their own",
     "html-lines-held": "text/html, the same page written at once at the end",
 }
+# Answers to any other path (``--not-found``), as servers give them: the engines load one to have a
+# page of the target's origin (``scenarios.engines.BLANK_PATH``).
+NOT_FOUND = {
+    "plain": ("text/plain", "", b"not found"),
+    # an API's 404 (OpenAI-, Ollama-style servers answer JSON)
+    "json": ("application/json", "", b'{"error": {"message": "not found", "type": "invalid_request_error"}}'),
+    # Express's finalhandler: an HTML 404 that forbids everything (scripts, connections)
+    "csp": ("text/html; charset=utf-8", "Content-Security-Policy: default-src 'none'\r\nX-Content-Type-Options: nosniff\r\n",
+            b'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n<body>\n'
+            b"<pre>Cannot GET /__conformance_blank__</pre>\n</body>\n</html>\n"),
+}
 SEED = 13
 TOKENS = 40
 BUFFER = 4096
@@ -80,8 +91,8 @@ def ndjson_line(k: int) -> bytes:
 class Stream:
     """One response: a schedule of (time, piece) and how it is framed and coded."""
 
-    def __init__(self, mode: str, sock: socket.socket, scale: float):
-        self.mode, self.sock, self.scale = mode, sock, scale
+    def __init__(self, mode: str, sock: socket.socket, scale: float, not_found: str = "plain"):
+        self.mode, self.sock, self.scale, self.not_found = mode, sock, scale, not_found
 
     def send_head(self, ctype: str, extra: list[tuple[str, str]] = ()) -> None:
         lines = ["HTTP/1.1 200 OK", f"Content-Type: {ctype}", "Cache-Control: no-cache",
@@ -95,7 +106,9 @@ class Stream:
 
     def run(self, method: str, path: str, version: str, head: bytes) -> bool:
         if path.split("?")[0] != "/":
-            self.sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+            ctype, extra, body = NOT_FOUND[self.not_found]
+            self.sock.sendall(f"HTTP/1.1 404 Not Found\r\nContent-Type: {ctype}\r\n{extra}Content-Length: {len(body)}\r\n"
+                              f"\r\n".encode() + body)
             return True
         gzip_asked = b"gzip" in _header(head, b"accept-encoding")
         start = time.monotonic()
@@ -192,11 +205,15 @@ def _header(head: bytes, name: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> None:
-    """``MODE HOST:PORT [--workers N]``: with ``--workers N`` a pool of N threads serves the
-    connections (as gunicorn's gthread or a model server's batch: a connection beyond N waits,
-    accepted but unanswered, until a worker is free); without it every connection gets a thread."""
+    """``MODE HOST:PORT [--workers N] [--not-found plain|json|csp]``: with ``--workers N`` a pool
+    of N threads serves the connections (as gunicorn's gthread or a model server's batch: a
+    connection beyond N waits, accepted but unanswered, until a worker is free); without it every
+    connection gets a thread. ``--not-found``: the answer to any other path (``NOT_FOUND``)."""
     mode, address = argv[0], argv[1]
     workers = int(argv[argv.index("--workers") + 1]) if "--workers" in argv else None
+    not_found = argv[argv.index("--not-found") + 1] if "--not-found" in argv else "plain"
+    if not_found not in NOT_FOUND:
+        sys.exit(f"unknown --not-found {not_found!r}; one of {', '.join(NOT_FOUND)}")
     if mode not in MODES:
         sys.exit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     host, port = address.rsplit(":", 1)
@@ -206,7 +223,7 @@ def main(argv: list[str]) -> None:
     pool = ThreadPoolExecutor(max_workers=workers) if workers else None
     while True:
         conn, _ = listener.accept()
-        serve = functools.partial(serve_requests, conn, lambda m, p, v, h, c=conn: Stream(mode, c, scale).run(m, p, v, h))
+        serve = functools.partial(serve_requests, conn, lambda m, p, v, h, c=conn: Stream(mode, c, scale, not_found).run(m, p, v, h))
         if pool is not None:
             pool.submit(serve)
         else:

@@ -71,3 +71,19 @@ def test_a_timed_warn_or_fail_gets_the_note_and_keeps_its_verdict():
     assert TargetRun._own_load(trun, SimpleNamespace(timed=False), Finding("fail", "x"), rec).observed == "x"
     calm, rec2 = _trun([(5.0, 2.0)], (7.0, 9.0))
     assert TargetRun._own_load(calm, timed, Finding("fail", "x"), rec2).observed == "x"
+
+
+def test_a_silence_a_lag_cannot_have_made_gets_no_note():
+    """A 5.4 s hold beside a 0.41 s lag of the suite (a newcomer's run of four URL targets): the
+    lag is not what held it. A silence up to twice the lag is noted."""
+    load = own_load.OwnLoad()
+    load.lags.append((3.0, 0.41))
+    assert load.note(0.0, 10.0, silence=5.43) == ("", {})
+    assert load.note(0.0, 10.0, silence=0.8)[1] == {"suite_lag_s": 0.41}
+    assert load.note(0.0, 10.0)[1] == {"suite_lag_s": 0.41}   # silence not known: noted
+
+    class Rec:
+        reads = [SimpleNamespace(t=0.1), SimpleNamespace(t=5.53), SimpleNamespace(t=5.6)]
+    assert abs(own_load.longest_silence(Rec()) - 5.43) < 1e-9
+    assert own_load.longest_silence(SimpleNamespace(primary=Rec())) == own_load.longest_silence(Rec())
+    assert own_load.longest_silence(SimpleNamespace()) is None

@@ -143,6 +143,9 @@ def test_units_merged_counts_units_that_arrived_in_the_read_before_theirs():
     held = recording_of([(0.5, b"".join(events[:5])), (0.9, b"".join(events[5:]))])   # a coalescing hop
     m = unit_metrics(held, "sse")
     assert m["unit_count"] == 6 and m["units_merged"] == 4 and m["gap_max_s"] == pytest.approx(0.4)
+    assert m["units_per_s"] is None   # two reads: no rate (the reader's speed, not the stream's)
+    at_once = recording_of([(5.4, events[0]), (5.40015, b"".join(events[1:]))])   # a held stream, read at once
+    assert unit_metrics(at_once, "sse")["units_per_s"] is None
 
 
 # --- the controls, judged from the CLI ----------------------------------------------------------

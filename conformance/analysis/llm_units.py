@@ -113,10 +113,16 @@ def percentile(xs: list[float], p: float) -> float | None:
     return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
+RATE_READS = 3       # distinct arrival times a rate needs
+RATE_SPAN_S = 0.05   # s, from the first unit to the last, a rate needs
+
+
 def unit_metrics(rec, profile: str | None) -> dict:
     """The unit metrics of a recording (DESIGN.md, results.json): ``units``, ``unit_shape``,
     ``first_unit_s`` (s after the request), ``gap_p50_s``, ``gap_p90_s``, ``gap_p99_s``,
-    ``gap_max_s``, ``units_per_s`` (units after the first over the span from first to last) and
+    ``gap_max_s``, ``units_per_s`` (units after the first over the span from first to last; None
+    when they came in fewer than ``RATE_READS`` reads or within ``RATE_SPAN_S``: a held stream's
+    units read at once would give the reader's speed, "109628.8/s", not the stream's) and
     ``units_merged``; {} for a profile without units (countdown, bytes) or a body without any."""
     if profile not in ("sse", "ndjson") or rec is None or not getattr(rec, "pieces", None):
         return {}
@@ -135,7 +141,8 @@ def unit_metrics(rec, profile: str | None) -> dict:
     return {"unit_count": len(times), "unit_shape": shape, "first_unit_s": r(times[0]),
             "gap_p50_s": r(percentile(gaps, 50)), "gap_p90_s": r(percentile(gaps, 90)),
             "gap_p99_s": r(percentile(gaps, 99)), "gap_max_s": r(max(gaps) if gaps else None),
-            "units_per_s": r((len(times) - 1) / span) if span > 0 else None, "units_merged": merged}
+            "units_per_s": r((len(times) - 1) / span) if span >= RATE_SPAN_S and len(set(times)) >= RATE_READS else None,
+            "units_merged": merged}
 
 
 def metrics_of(rec, target) -> dict:

@@ -57,13 +57,26 @@ class OwnLoad:
         noted = [late for woke, late in list(self.lags) if start < woke and woke - late <= end]
         return (max(noted), len(noted)) if noted else (0.0, 0)
 
-    def note(self, start: float, end: float) -> tuple[str, dict]:
+    def note(self, start: float, end: float, silence: float | None = None) -> tuple[str, dict]:
         """What a finding of a recording made in [start, end] adds: (text, metrics); ("", {}) when
-        the suite kept up."""
+        the suite kept up, or when the recording's longest silence (s: from the request to the
+        first read, or between two reads; None: not known) is more than twice the worst lag: a
+        lag cannot have made that silence (a 5.4 s hold beside a 0.4 s lag, seen)."""
         worst, count = self.worst(start, end)
-        if not count:
+        if not count or (silence is not None and silence > 2 * worst):
             return "", {}
         return (f"; the suite's own process was busy during this recording: a timer of its own woke up to "
                 f"{round(worst * 1000)} ms late ({count} time{'s' * (count != 1)} over {round(NOTE_S * 1000)} ms), "
                 "so what came late here may be the suite's load, not the target's: fewer targets in one run, "
                 "or this check alone (--check), would decide"), {"suite_lag_s": round(worst, 3)}
+
+
+def longest_silence(rec) -> float | None:
+    """The longest time (s) a recording waited for data: from its request to its first read, or
+    between two reads; None for a record without reads (a browser page, a skip). A client's run
+    is read through its own exchange (``primary``)."""
+    reads = getattr(getattr(rec, "primary", rec), "reads", None)
+    if not reads:
+        return None
+    times = [0.0] + [r.t for r in reads]
+    return max(b - a for a, b in zip(times, times[1:]))

@@ -32,7 +32,7 @@ from conformance.analysis.inferred import pace
 from conformance.analysis.target import Target
 from conformance.checks.catalogue import Check, Finding, no_answer
 from conformance.engine import apps, gate, settle
-from conformance.engine.own_load import OwnLoad
+from conformance.engine.own_load import OwnLoad, longest_silence
 from conformance.engine.diagnosis import diagnose, evidence_of
 from conformance.scenarios.base import SCENARIOS, Context, order
 from conformance.wire import recorder, redirects
@@ -743,7 +743,7 @@ class TargetRun:
         span = self._spans.get(id(rec))
         if span is None or not check.timed or finding.verdict not in ("warn", "fail") or finding.crash is not None:
             return finding
-        text, metrics = self.run.own_load.note(*span)
+        text, metrics = self.run.own_load.note(*span, silence=longest_silence(rec))
         return replace(finding, observed=finding.observed + text, metrics={**finding.metrics, **metrics}) if text \
             else finding
 

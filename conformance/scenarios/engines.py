@@ -123,6 +123,10 @@ FIREFOX_PREFS = {
     "network.captive-portal-service.enabled": False, "network.connectivity-service.enabled": False,
     "browser.safebrowsing.update.enabled": False, "extensions.update.enabled": False,
     "network.http.http3.enable": False, "browser.cache.disk.enable": False,
+    # an application/json answer (an API's 404 to BLANK_PATH) is shown as the page's own document,
+    # not in Firefox's JSON viewer, a privileged page where the stream script never ran: measured,
+    # the check waited its whole budget (50 s) and said "the page's script returned nothing"
+    "devtools.jsonview.enabled": False,
 }
 
 # Polls a loading page: installs the observer in the new document (the one at `url` whose
@@ -147,16 +151,30 @@ const r = window.__conformance;
 return !r || Object.values(r.groups).every(g => g.frame !== null);
 """
 
+# Notes the first Content-Security-Policy violation of the page (its directive and the policy) in
+# window.__cf_csp: the page of the target's origin the stream script runs in is the target's own
+# answer to BLANK_PATH, and a server's error page may forbid scripts or connections (Express's 404:
+# ``default-src 'none'``).
+CSP_WATCH_JS = """
+window.__cf_csp = null;
+document.addEventListener("securitypolicyviolation", e => {
+  if (!window.__cf_csp) window.__cf_csp = (e.effectiveDirective || e.violatedDirective) + " (Content-Security-Policy: " +
+    String(e.originalPolicy).slice(0, 200) + ")";
+});
+"""
+CSP_JS = "return window.__cf_csp || null;"
+
 # STREAM_JS started in the script's own global (WebKit's WebDriver scripts run in the page's
 # global); its result is kept as JSON text in window.__cf_result for RESULT_JS to read. The script
 # call returns at once: WebDriver serves one command at a time, and the window's session is one of
 # several sharing it.
 PAGE_START_JS = """
 window.__cf_result = null;
+%s
 (%s)(arguments[0]).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))
   .then(t => { window.__cf_result = t; });
 return true;
-""" % STREAM_JS.strip()
+""" % (CSP_WATCH_JS.strip(), STREAM_JS.strip())
 
 # The same, where WebDriver's scripts run in a sandbox that sees the page through Xrays (Firefox):
 # a fetch() reader's Uint8Array cannot be read there, so a script element runs the function in the
@@ -166,14 +184,20 @@ PAGE_ELEMENT_START_JS = """
 const [fn, arg] = [arguments[0], arguments[1]];
 const id = "cf-result-" + Math.random().toString(36).slice(2);
 window.__cf_result = null;
+%s
 document.addEventListener(id, e => { window.__cf_result = e.detail; }, {once: true});
+const root = document.documentElement;
+root.removeAttribute("data-cf-ran");
 const s = document.createElement("script");
-s.textContent = `(${fn})(${arg}).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))` +
+s.textContent = `document.documentElement.setAttribute("data-cf-ran", "1");` +
+  `(${fn})(${arg}).then(r => JSON.stringify(r), e => JSON.stringify({error: String(e), events: []}))` +
   `.then(t => document.dispatchEvent(new CustomEvent(${JSON.stringify(id)}, {detail: t})));`;
-(document.head || document.documentElement).appendChild(s);
+(document.head || root).appendChild(s);
 s.remove();
-return true;
-"""
+const ran = root.getAttribute("data-cf-ran") === "1";
+root.removeAttribute("data-cf-ran");
+return ran;
+""" % CSP_WATCH_JS.strip()
 
 RESULT_JS = "return window.__cf_result || null;"
 STOP_JS = "if (window.__cf_stop) window.__cf_stop('deadline'); return true;"
@@ -221,10 +245,16 @@ class Driver:
     def execute(self, script: str, *args): ...
     def screenshot(self) -> bytes | None: ...
 
-    def page_start(self, fn: str, arg) -> None:
+    def page_start(self, fn: str, arg) -> bool:
         """Start ``await (fn)(arg)`` as the page's own script and return at once; its result, as
-        JSON text, is then read with ``page_result`` (None until it has settled)."""
-        self.execute(PAGE_START_JS, arg)
+        JSON text, is then read with ``page_result`` (None until it has settled). False: the page
+        did not let the script run (its Content-Security-Policy: ``page_csp`` says)."""
+        return self.execute(PAGE_START_JS, arg) is not False
+
+    def page_csp(self) -> str | None:
+        """The page's first Content-Security-Policy violation since ``page_start`` (directive and
+        policy, one line), or None."""
+        return self.execute(CSP_JS)
 
     def page_result(self) -> str | None:
         return self.execute(RESULT_JS)
@@ -280,6 +310,9 @@ class _Window(Driver):
 
     def page_result(self):
         return self._do(self.base.page_result)
+
+    def page_csp(self):
+        return self._do(self.base.page_csp)
 
     def page_stop(self):
         return self._do(self.base.page_stop)
@@ -591,9 +624,6 @@ class _SeleniumDriver(Driver):
     def execute(self, script, *args):
         return self.d.execute_script(script, *args)
 
-    def page_start(self, fn, arg):
-        self.execute(PAGE_START_JS, arg)
-
     def handle(self):
         return self.d.current_window_handle
 
@@ -710,8 +740,9 @@ class _MarionetteDriver(Driver):
 
     def page_start(self, fn, arg):
         """Marionette's scripts run in a sandbox that sees the page through Xrays, where a fetch()
-        reader's Uint8Array cannot be read: a script element runs it in the page itself."""
-        self.execute(PAGE_ELEMENT_START_JS, fn, json.dumps(arg))
+        reader's Uint8Array cannot be read: a script element runs it in the page itself (False:
+        the page's Content-Security-Policy did not let it run)."""
+        return self.execute(PAGE_ELEMENT_START_JS, fn, json.dumps(arg)) is not False
 
     def page_stop(self):
         self.execute(PAGE_ELEMENT_STOP_JS)
@@ -984,14 +1015,37 @@ def stream_session(driver: Driver, engine: Engine, ctx: Context, rec: BrowserRec
     started = time.monotonic()
     rec.started_at = time.time()
     budget = _stream_budget(ctx)
-    driver.page_start(STREAM_JS.strip(), opts)
-    raw = _await_result(driver, started + budget, engine)
-    if raw is None:   # the script did not end by itself: stop it, take what it has
+    ran = driver.page_start(STREAM_JS.strip(), opts)
+    raw = _await_result(driver, started + budget, engine) if ran else None
+    if raw is None and ran:   # the script did not end by itself: stop it, take what it has
         driver.page_stop()
         raw = _await_result(driver, time.monotonic() + STOP_WAIT_S, engine)
     data = json.loads(raw) if raw else {"events": [], "error": "the page's script returned nothing"}
+    csp = _page_csp(driver) if data.get("error") or not ran else None
+    if csp or not ran:
+        rec.skip_reason = (f"{engine.label} could not read the stream from a page of the target's origin: that page, the "
+                           f"target's own answer to {BLANK_PATH}, forbids the page's script "
+                           f"{'to run' if not ran else 'its request'} ({csp or 'Content-Security-Policy'}); Chromium's "
+                           "page of the origin is made by the suite, not loaded from the target")
+        rec.duration_s = round(time.monotonic() - started, 3)
+        return
+    data.setdefault("kind", "sse" if kind == "sse" else None)   # the API asked for, where the script said nothing
     rec.stream = stream_record(data, url, profile, engine.label)
     rec.duration_s = round(time.monotonic() - started, 3)
+
+
+def _page_csp(driver: Driver) -> str | None:
+    """The page's Content-Security-Policy violation, looked for a little while (the browser
+    reports it as an event, after the script's own error)."""
+    until = time.monotonic() + 1.0
+    while True:
+        try:
+            csp = driver.page_csp()
+        except Exception:  # noqa: BLE001 - a page that cannot be asked has said nothing
+            return None
+        if csp or time.monotonic() >= until:
+            return csp
+        time.sleep(0.1)
 
 
 def _await_result(driver: Driver, until: float, engine: Engine | None = None) -> str | None:
