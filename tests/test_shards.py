@@ -137,12 +137,14 @@ class CountingServer:
 
 def test_n2_records_each_target_once(tmp_path):
     """Each server sees exactly the requests a single-process run makes: under -n 2 no target
-    is recorded by two workers (python -m conformance passes -n on to pytest)."""
+    is recorded by two workers (python -m conformance passes -n on to pytest). Both runs select
+    the framing checks: eleven items per target over four scenarios (GET, HEAD, HTTP/1.0, the
+    browser-style GET), any of which a second worker would record again."""
     seen = {}
     for label, extra in (("one", []), ("n2", ["-n", "2"])):
         servers = [CountingServer(), CountingServer()]
         try:
-            p = cli("conformance", servers[0].url, servers[1].url, "--interval", "0.1", "--skip-check", "browser.",
+            p = cli("conformance", servers[0].url, servers[1].url, "--interval", "0.1", "--check", "framing.",
                     "--report-dir", str(tmp_path / label), *extra)
         finally:
             for s in servers:
@@ -154,10 +156,11 @@ def test_n2_records_each_target_once(tmp_path):
 
 
 def test_n2_exit_code_is_the_merged_runs(tmp_path):
-    """An unreachable target on one worker and a passing one on the other: 6, as without -n."""
+    """An unreachable target on one worker and a passing one on the other: 6, as without -n. The
+    framing checks are enough for both (the scheduler hands out targets, not checks)."""
     port = launcher.free_port()
     p = suite("-n", "2", "--target", "control-stream", "--target-url", f"http://127.0.0.1:{port}/3", *FAST,
-              report_dir=tmp_path)
+              "--check", "framing.", report_dir=tmp_path)
     assert p.returncode == 6, p.stdout[-3000:]
     doc = results(tmp_path)
     assert doc["exit_code"] == 6 and {t["id"] for t in doc["targets"]} == {"control-stream", f"http://127.0.0.1:{port}/3"}
