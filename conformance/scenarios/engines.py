@@ -54,7 +54,10 @@ What a session does, per profile (the same scripts Chromium runs: ``conformance.
   extra GET of a path no target serves; its answer, typically a 404, is stopped at once and only
   its origin is used), then runs ``STREAM_JS``. Its times are the script's ``performance.now()``,
   seconds after the script called ``EventSource``/``fetch()`` (no DevTools here to say when the
-  request was sent).
+  request was sent). That page is the target's: an API's JSON 404 is shown as a document
+  (Firefox's JSON viewer is off: the script never ran in it), and a 404 whose
+  Content-Security-Policy forbids the script or its request (Express's ``default-src 'none'``)
+  makes the check a skip that names the policy, at once (``page_csp``).
 
 What the engines do differently (measured here on the controls; tests/test_engines.py):
 
