@@ -336,7 +336,6 @@ class Engine:
         self._cmd = threading.Lock()         # one WebDriver command at a time
         self._driver: Driver | None = None
         self._active = 0                     # sessions in progress
-        self._waiting = 0                    # sessions waiting for one in progress to end
         self._expected: int | None = None    # sessions the run has for this engine (``start``), if said
         self._begun = 0                      # sessions begun since
         self._free: list[str] = []           # windows no session uses now
@@ -426,12 +425,8 @@ class Engine:
         window, at most ``AT_ONCE`` (more wait for a window to be free). The window is left on
         about:blank for the next session; the engine is closed when idle."""
         with self._changed:
-            self._waiting += 1
-            try:
-                while self._active >= AT_ONCE and not self._aborted:
-                    self._changed.wait(0.5)   # an abort does not notify
-            finally:
-                self._waiting -= 1
+            while self._active >= AT_ONCE and not self._aborted:
+                self._changed.wait(0.5)   # an abort does not notify
             self._ready_locked(insecure)
             self._active += 1
             self._used = True
@@ -534,16 +529,12 @@ class Engine:
 
     def _give_back(self, base: Driver, window: str) -> None:
         """The session's window back to the free ones, on about:blank: what its page was still
-        loading or reading stops now (navigating away ends the page's requests). When a session
-        is waiting for a window, it has it as it is: its own first navigation ends the page's
-        requests as well (a navigation less, 0.2-1 s of WebDriver's time on a loaded machine)."""
-        with self._changed:
-            waiting = self._waiting > 0
-        if not waiting:
-            try:
-                _Window(self, base, window).navigate("about:blank")
-            except Exception:  # noqa: BLE001 - a window that cannot be driven is not used again
-                return
+        loading or reading stops now (navigating away ends the page's requests), and the next
+        session's page starts from an empty one (a countdown page's first moments are timed)."""
+        try:
+            _Window(self, base, window).navigate("about:blank")
+        except Exception:  # noqa: BLE001 - a window that cannot be driven is not used again
+            return
         with self._changed:
             if self._driver is base:
                 self._free.append(window)
