@@ -36,7 +36,7 @@ A countdown page whose ``visibilityState`` is ever not "visible" is a skip with 
 Measured on this 2-core machine (busy with other work), a run of ten URL targets (SSE streams of
 5.7 s each): from the first session asked for to the last one's end, WebKit's ten took 18.7 s
 and Firefox's 21.9 s, the engines' starts included, where one at a time they took 60.6 s; the run
-took 36.8 s instead of 83.3 s (one such URL: 22.1 s), every verdict the same; 29.0 s with the
+took 36.8 s instead of 83.3 s (one such URL: 22.1 s), every verdict the same; 29.3 s with the
 windows opened when the engine starts (``Engine.start``) and the run's other changes (bench). The engine
 controls' verdicts are unchanged (tests/test_engines.py).
 
