@@ -148,6 +148,19 @@ def test_units_merged_counts_units_that_arrived_in_the_read_before_theirs():
     assert unit_metrics(at_once, "sse")["units_per_s"] is None
 
 
+def test_parsed_messages_microseconds_apart_count_as_merged():
+    """Chromium's network view of an EventSource is its parsed messages, each timed as the parser
+    handed it on (a held stream's 40 events: 5.71855 to 5.7197 s, measured): within
+    PARSED_TOGETHER_S they count as merged, as units of one read do; a stream's own gaps do not."""
+    from conformance.analysis.llm_units import PARSED_TOGETHER_S
+    events = [data for _, data in llm.openai_units(6)]
+    parsed = recording_of([(5.71855 + 0.00006 * i, e) for i, e in enumerate(events)])
+    assert unit_metrics(parsed, "sse")["units_merged"] == 0                             # as reads: distinct
+    assert unit_metrics(parsed, "sse", PARSED_TOGETHER_S)["units_merged"] == 5           # as parsed messages
+    spread = recording_of([(0.02 * i, e) for i, e in enumerate(events)])               # 20 ms apart
+    assert unit_metrics(spread, "sse", PARSED_TOGETHER_S)["units_merged"] == 0
+
+
 # --- the controls, judged from the CLI ----------------------------------------------------------
 
 def cli(*args, timeout=300) -> subprocess.CompletedProcess:
