@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 
-import functools
 import io
 import json
 import os
@@ -41,7 +40,7 @@ from conformance.scenarios.base import READ_BUDGET, Context, Scenario, register
 from conformance.scenarios.conditions import _Primary
 from conformance.wire.codings import KNOWN as DECODABLE
 from conformance.wire.codings import content_codings, decoded
-from conformance.wire.recorder import ABORTED, INTERRUPTED, register_socket
+from conformance.wire.recorder import ABORTED, INTERRUPTED, per_ca_bundle, register_socket
 from conformance.wire.recording import BODY_KEEP, PIECES_KEEP, RAW_KEEP, Recording, redact
 
 NODE_HINT = "apt-get install nodejs"
@@ -181,20 +180,11 @@ class _TimedStream(httpx.SyncByteStream):
         self.inner.close()
 
 
-def _httpx_tls(insecure: bool) -> ssl.SSLContext:
-    """httpx's own default TLS context (``httpx.create_ssl_context``: the CA bundle it would load,
-    ``SSL_CERT_FILE`` honoured), made once per process and shared by the run's httpx clients. Each
-    ``httpx.Client()`` otherwise makes its own, even for an http:// URL, loading the CA bundle
-    with Python's interpreter lock held: with ten targets' clients started at once on this 2-core
-    machine the suite's process stood still for up to 2.8 s (``engine.own_load``), and the other
-    clients' callers got their events that late. One per CA bundle (``SSL_CERT_FILE``,
-    ``SSL_CERT_DIR``) as well."""
-    return _httpx_tls_for(insecure, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-
-
-@functools.lru_cache(maxsize=16)
-def _httpx_tls_for(insecure: bool, _cafile: str | None, _capath: str | None) -> ssl.SSLContext:
-    return httpx.create_ssl_context(verify=not insecure)
+# httpx's own default TLS context (``httpx.create_ssl_context``: the CA bundle it would load,
+# ``SSL_CERT_FILE`` honoured), shared by the run's httpx clients (``recorder.per_ca_bundle``): each
+# ``httpx.Client()`` otherwise makes its own, even for an http:// URL, and with ten targets' clients
+# started at once on this 2-core machine the suite's process stood still for up to 2.8 s.
+_httpx_tls = per_ca_bundle(lambda insecure: httpx.create_ssl_context(verify=not insecure))
 
 
 def record_httpx(ctx: Context) -> ClientRun:

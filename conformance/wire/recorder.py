@@ -230,23 +230,28 @@ def _request(ep: Endpoint, ex: Exchange, headers: list[tuple[str, str]]) -> tupl
 
 
 
-def tls_context(insecure: bool, alpn: tuple[str, ...]) -> ssl.SSLContext:
-    """The client TLS context for a policy and ALPN list, made once per process (and CA bundle:
-    ``SSL_CERT_FILE``, ``SSL_CERT_DIR``) and shared by every connection (an ``SSLContext`` is safe
-    to share). Making one loads the CA bundle with Python's interpreter lock held: 35 ms of CPU on
-    an idle machine here, and with ten made at once on a busy one, seconds in which no other thread
-    of the suite (recorders, clients) could run (measured with ``conformance.engine.own_load``)."""
-    return _tls_context(insecure, alpn, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+def per_ca_bundle(make):
+    """``make(*args) -> ssl.SSLContext``, made once per process, arguments and CA bundle
+    (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) and shared by every connection (an ``SSLContext`` is
+    safe to share). Making one loads the CA bundle with Python's interpreter lock held: 35 ms of
+    CPU on an idle machine here, and with ten made at once on a busy one, seconds in which no
+    other thread of the suite (recorders, clients) could run (measured with
+    ``conformance.engine.own_load``)."""
+    cached = functools.lru_cache(maxsize=16)(lambda _bundle, *args: make(*args))
+    return lambda *args: cached((os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")), *args)
 
 
-@functools.lru_cache(maxsize=16)
-def _tls_context(insecure: bool, alpn: tuple[str, ...], _cafile: str | None, _capath: str | None) -> ssl.SSLContext:
+def _make_tls_context(insecure: bool, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    """The client TLS context for a policy and ALPN list."""
     ctx = ssl.create_default_context()
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(list(alpn))
     return ctx
+
+
+tls_context = per_ca_bundle(_make_tls_context)   # (insecure, alpn) -> the shared context
 
 def _connect(ep: Endpoint, rec: Recording, timeout: float, insecure: bool):
     t0 = time.monotonic()
